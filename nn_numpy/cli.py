@@ -1,0 +1,70 @@
+"""What every script shares: data options, loading, and one-line errors with exit codes.
+
+Exit codes: 0 success, 1 a parity or accuracy failure, 2 bad input or environment.
+Never imports torch: ``scripts/evaluate.py --backend numpy`` must not pay for it.
+"""
+
+import argparse
+import sys
+
+from .errors import NNError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_data_args(parser):
+    """``--data-dir``, ``--weights``, ``--images/--labels`` and ``--debug``."""
+    parser.add_argument("--data-dir", help="folder holding mnist/*.gz and sample_weight.pkl "
+                        "(default: $NN_DATA_DIR, else a per-user cache; missing files are downloaded)")
+    parser.add_argument("--weights", help="weights file (.pkl or .npz; default: the book's sample_weight.pkl)")
+    parser.add_argument("--images", help="IDX image file (28x28 uint8) to evaluate instead of MNIST's test set")
+    parser.add_argument("--labels", help="IDX label file matching --images")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def load_inputs(args):
+    """``(weights, images (N, 784) uint8, labels (N,) uint8, source)`` from parsed :func:`add_data_args`.
+
+    ``source`` says where the images came from and whether their hash was checked.
+    """
+    from .mnist import load_idx_dataset, load_mnist_test
+    from .weights import load_weights
+
+    if (args.images is None) != (args.labels is None):
+        raise NNError("--images and --labels go together: give both or neither")
+    weights = load_weights(args.weights, data_dir=args.data_dir)
+    if args.images:
+        images, labels = load_idx_dataset(args.images, args.labels, normalize=False)
+        source = f"{args.images} (hash unknown: structure checked only)"
+    else:
+        images, labels = load_mnist_test(normalize=False, data_dir=args.data_dir)
+        source = "MNIST test set (SHA-256 verified)"
+    return weights, images, labels, source
+
+
+def run_main(main, argv=None):
+    """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        code = main(argv)
+    except (NNError, OSError, ValueError) as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
