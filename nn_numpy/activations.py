@@ -51,7 +51,8 @@ def softmax(x):
     has no defined softmax and gives NaN, as ``torch.softmax`` does.
     """
     x = np.asarray(x)
-    with np.errstate(invalid="ignore"):
+    # x - max can overflow to -inf only where the exact result would underflow to 0 anyway
+    with np.errstate(invalid="ignore", over="ignore"):
         e = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
 
