@@ -12,6 +12,13 @@ from .errors import NNError
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
 def add_data_args(parser):
     """``--data-dir``, ``--weights``, ``--images/--labels`` and ``--debug``."""
     parser.add_argument("--data-dir", help="folder holding mnist/*.gz and sample_weight.pkl "
