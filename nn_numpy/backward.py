@@ -1,0 +1,135 @@
+"""Backpropagation through the MNIST network, by hand, as the book's chapter 5 does it.
+
+The forward pass is ``nn_numpy.network.forward_layers``; this module adds the loss and
+walks the same layers backwards::
+
+    a1 = x @ W1 + b1    z1 = sigmoid(a1)    a2 = z1 @ W2 + b2    z2 = sigmoid(a2)
+    a3 = z2 @ W3 + b3   loss = mean over the batch of -log softmax(a3)[t]
+
+Loss: cross-entropy computed from the logits with log-softmax,
+``logsumexp(a3) - a3[t]``, the quantity ``torch.nn.functional.cross_entropy``
+computes. The book's ``-log(y + 1e-7)`` would bend the gradient away from the
+exact ``(y - t) / N`` by a relative ``1e-7 / y``, which a float64 gradient check
+sees; log-softmax is finite for any finite logits and has no such bias.
+
+Every function keeps the input's float dtype: float32 in, float32 gradients out.
+"""
+
+import numpy as np
+
+from .errors import InputShapeError
+from .network import LAYER_NAMES, check_input, forward_layers
+
+
+def affine_backward(dout, x, W):
+    """Backward of ``out = x @ W + b``: ``dout (N, out), x (N, in), W (in, out) -> dx, dW, db``.
+
+    ``dx (N, in) = dout @ W.T``, ``dW (in, out) = x.T @ dout``, ``db (out,) = dout summed over N``.
+    """
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+def sigmoid_backward(dout, z):
+    """Backward of ``z = sigmoid(a)``: ``dout, z (N, D) -> da (N, D) = dout * z * (1 - z)``.
+
+    Uses the forward's output ``z``, as the book's ``Sigmoid`` layer keeps ``self.out``.
+    """
+    return dout * z * (1 - z)
+
+
+def one_hot(t, n_classes, dtype):
+    """Labels ``(N,)`` int -> ``(N, n_classes)`` of 0 and 1; a ``(N, n_classes)`` target is returned as is.
+
+    A 2-D target is taken as given, so the soft targets the book's one-hot code
+    allows work too; each row should sum to 1 for the gradient below to hold.
+    """
+    t = np.asarray(t)
+    if t.ndim == 2 and t.shape[1] == n_classes:
+        return t.astype(dtype)
+    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
+        raise InputShapeError(f"expected labels (N,) int or one-hot (N, {n_classes}), got {t.shape} {t.dtype}")
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        raise InputShapeError(f"labels must lie in [0, {n_classes}), got values {t.min()}..{t.max()}")
+    return np.eye(n_classes, dtype=dtype)[t]
+
+
+def softmax_with_loss(a3, t):
+    """Cross-entropy of softmax over a batch: ``a3 (N, K) logits, t (N, K) one-hot -> (loss, y, da3)``.
+
+    ``loss`` is a 0-d array, the mean over N of ``-sum(t * log_softmax(a3))``;
+    ``y (N, K)`` the probabilities; ``da3 (N, K) = (y - t) / N``, the book's
+    ``SoftmaxWithLoss.backward`` with ``dout = 1``.
+    """
+    n = a3.shape[0]
+    shifted = a3 - a3.max(axis=1, keepdims=True)  # exp of at most 0: no overflow
+    log_y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    y = np.exp(log_y)
+    loss = -(t * log_y).sum() / a3.dtype.type(n)
+    return loss, y, (y - t) / a3.dtype.type(n)
+
+
+def loss_and_gradients(network, x, t):
+    """Loss and its gradient for every weight: ``x (N, 784) float, t (N,) int or (N, 10) -> (loss, grads)``.
+
+    ``loss`` is a Python float; ``grads`` maps ``W1 (784, 50), b1 (50,), W2 (50, 100),
+    b2 (100,), W3 (100, 10), b3 (10,)`` to arrays of those shapes in ``x.dtype``
+    (the weights are cast to it, so float64 input gives a float64 check).
+    """
+    x = check_input(x, np.shape(network["W1"])[0])
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise InputShapeError(f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {x.shape}")
+    W1, W2, W3 = (np.asarray(network[k], dtype=x.dtype) for k in ("W1", "W2", "W3"))
+    n_classes = W3.shape[1]
+    t = one_hot(t, n_classes, x.dtype)
+    if t.shape[0] != x.shape[0]:
+        raise InputShapeError(f"{x.shape[0]} images for {t.shape[0]} labels")
+    f = forward_layers(network, x)
+    loss, _, da3 = softmax_with_loss(f["a3"], t)
+    dz2, dW3, db3 = affine_backward(da3, f["z2"], W3)
+    da2 = sigmoid_backward(dz2, f["z2"])
+    dz1, dW2, db2 = affine_backward(da2, f["z1"], W2)
+    da1 = sigmoid_backward(dz1, f["z1"])
+    _, dW1, db1 = affine_backward(da1, x, W1)  # dx is not needed: the input is not learned
+    return float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}
+
+
+def cross_entropy_loss(network, x, t):
+    """The loss alone, as a Python float: ``x (N, 784), t (N,) or (N, 10) -> float``."""
+    x = np.asarray(x)
+    t = one_hot(t, np.shape(network["W3"])[1], x.dtype)
+    return float(softmax_with_loss(forward_layers(network, x)["a3"], t)[0])
+
+
+def numerical_gradients(network, x, t, h=1e-4):
+    """Central differences, the book's chapter 4: ``(loss(w + h) - loss(w - h)) / 2h`` for every weight.
+
+    Same arguments and return shapes as :func:`loss_and_gradients`; the weights are
+    copied to ``x.dtype`` first, so use float64 ``x`` for a meaningful check.
+    Costs two forward passes per weight (90,720 for the MNIST net): use a small batch.
+    """
+    x = np.asarray(x)
+    net = {k: np.array(network[k], dtype=x.dtype) for k in LAYER_NAMES}
+    t = one_hot(t, net["W3"].shape[1], x.dtype)  # once, not 90,720 times
+    grads = {}
+    for k in LAYER_NAMES:
+        w = net[k]
+        g = np.zeros_like(w)
+        for i in np.ndindex(w.shape):
+            saved = w[i]
+            w[i] = saved + h
+            up = cross_entropy_loss(net, x, t)
+            w[i] = saved - h
+            down = cross_entropy_loss(net, x, t)
+            w[i] = saved
+            g[i] = (up - down) / (2 * h)
+        grads[k] = g
+    return grads
+
+
+def sgd_step(network, grads, lr):
+    """One plain SGD step, ``W <- W - lr * dW``, as a new dict; ``network`` is left unchanged.
+
+    Each result keeps the dtype NumPy gives ``network[k] - lr * grads[k]``
+    (float32 weights and float32 gradients stay float32).
+    """
+    return {k: network[k] - lr * grads[k] for k in LAYER_NAMES}
