@@ -1,0 +1,279 @@
+"""The network's weights: load a pickle without running its code, validate, and save/load ``.npz``.
+
+A weights dict is ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}``
+of C-contiguous float32, ``W`` laid out ``(in, out)`` as in the book (``x @ W + b``).
+
+Pickles go through :class:`RestrictedUnpickler`, the idea behind torch's ``weights_only=True``:
+the pickle may name only NumPy's array reconstructors, and even those it gets as stand-ins
+that check their arguments and build plain numeric arrays from raw bytes. It never touches a
+real ``numpy.ndarray`` or ``numpy.dtype``, so it can neither set their state nor call them.
+"""
+
+import io
+import math
+import os
+import pickle
+import reprlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataNotFoundError, UnsafePickleError, WeightsError
+from .network import LAYER_NAMES, MNIST_SHAPES
+
+# np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+# Plain numbers only: "O8" (objects), "V" (structs, which can hold object fields) and strings never load.
+# Integers and complex load so that validate_weights can name the wrong dtype.
+_NUMERIC_SPECS = {"b1", *(kind + size for kind in "iu" for size in "1248"), "f2", "f4", "f8", "c8", "c16"}
+
+# Error messages quote values from an untrusted file: keep them one short line, whatever the nesting.
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 120
+
+
+class _Dtype:
+    """What ``numpy.dtype(spec, align, copy)`` gives the pickle: a plain numeric dtype it can only byte-swap."""
+
+    def __init__(self, spec):
+        if not isinstance(spec, str) or spec not in _NUMERIC_SPECS:
+            raise UnsafePickleError(f"dtype {_repr.repr(spec)} refused: only plain numeric arrays load "
+                                    "(object, struct and string dtypes never do)")
+        self.dtype = np.dtype(spec)
+
+    def __setstate__(self, state):
+        # NumPy writes (3, byteorder, None, None, None, -1, -1, 0) for every dtype in _NUMERIC_SPECS;
+        # anything else would add fields, subarrays or flags.
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
+                and state[1] in ("<", ">", "|", "=") and state[2:] == (None, None, None, -1, -1, 0)):
+            raise UnsafePickleError(f"dtype state {_repr.repr(state)} refused: only a byte order may be set")
+        self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _Array:
+    """What ``_reconstruct`` gives the pickle: an empty slot that BUILD fills once, with checked state."""
+
+    def __init__(self, array=None):
+        self.array = array
+
+    def __setstate__(self, state):
+        # ndarray.__setstate__'s layout: (version 1, shape, dtype, is_fortran, raw bytes).
+        if self.array is not None or not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1):
+            raise UnsafePickleError(f"array state {_repr.repr(state)} refused")
+        _, shape, dtype, fortran, data = state
+        if not isinstance(fortran, bool):
+            raise UnsafePickleError(f"array order flag must be a bool, found {type(fortran).__name__}")
+        self.array = _array_from_bytes(data, dtype, shape, "F" if fortran else "C")
+
+
+def _array_from_bytes(data, dtype, shape, order):
+    """``bytes, _Dtype, shape, "C"|"F" -> ndarray`` viewing ``data``; its size must match exactly."""
+    if not isinstance(dtype, _Dtype):
+        raise UnsafePickleError(f"array dtype must come from numpy.dtype, found {type(dtype).__name__}")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise UnsafePickleError(f"array shape {_repr.repr(shape)} refused")
+    if not isinstance(data, (bytes, bytearray)):  # an object array's state is a list of objects
+        raise UnsafePickleError(f"array data must be bytes, found {type(data).__name__}")
+    expected = math.prod(shape) * dtype.dtype.itemsize
+    if len(data) != expected:  # checked before allocating anything: a huge shape costs nothing
+        raise WeightsError(f"array of shape {_repr.repr(shape)} {dtype.dtype} needs {expected} bytes, found {len(data)}")
+    return np.ndarray(shape, dtype.dtype, buffer=data, order=order)
+
+
+def _reconstruct(subtype, *_placeholders):
+    # NumPy pickles _reconstruct(ndarray, (0,), b"b") then BUILD; the real shape and dtype come with BUILD.
+    # Any other subtype (np.matrix, np.memmap, a dtype...) would run that class's code, so it is refused.
+    if subtype is not _ALLOWED["numpy", "ndarray"]:
+        raise UnsafePickleError(f"_reconstruct's first argument must be numpy.ndarray, found {_name(subtype)}")
+    return _Array()
+
+
+def _frombuffer(data, dtype, shape, order):
+    # Protocol 5's form for contiguous arrays (NumPy >= 1.16); out-of-band buffers are not supported.
+    if order not in ("C", "F"):
+        raise UnsafePickleError(f"array order {_repr.repr(order)} refused")
+    return _Array(_array_from_bytes(data, dtype, shape, order))
+
+
+def _latin1(text, encoding):
+    # Protocols 0-2 have no bytes opcode: NumPy's raw data is written as _codecs.encode(str, "latin1").
+    if not (isinstance(text, str) and encoding == "latin1"):
+        raise UnsafePickleError(f"_codecs.encode{_repr.repr((text, encoding))} refused: only (str, 'latin1')")
+    return text.encode("latin1")
+
+
+def _ndarray(*args):
+    raise UnsafePickleError("calling numpy.ndarray refused: it may only be the first argument of _reconstruct")
+
+
+class _Global:
+    """A handle the pickle may call but never modify: BUILD on it is refused, and it has no ``__dict__``."""
+
+    __slots__ = ("name", "fn")
+
+    def __init__(self, name, fn):
+        self.name, self.fn = name, fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def __setstate__(self, state):
+        raise UnsafePickleError(f"setting the state of {self.name} refused")
+
+
+def _name(obj):
+    return obj.name if isinstance(obj, _Global) else type(obj).__name__
+
+
+# The whole allow-list, as NumPy 1.x ("numpy.core") and 2.x ("numpy._core") spell it in protocols 0-5.
+# Not numpy.core.multiarray.scalar: that is for NumPy scalars, which a dict of arrays never holds.
+_ALLOWED = {key: _Global(".".join(key), fn) for key, fn in [
+    (("numpy.core.multiarray", "_reconstruct"), _reconstruct),
+    (("numpy._core.multiarray", "_reconstruct"), _reconstruct),
+    (("numpy", "ndarray"), _ndarray),
+    (("numpy", "dtype"), lambda spec, *_align_copy: _Dtype(spec)),  # flags mean nothing for plain numbers
+    (("numpy.core.numeric", "_frombuffer"), _frombuffer),
+    (("numpy._core.numeric", "_frombuffer"), _frombuffer),
+    (("_codecs", "encode"), _latin1),
+]}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_ALLOWED` globals; anything else is refused before it is imported."""
+
+    def find_class(self, module, name):
+        try:
+            return _ALLOWED[module, name]
+        except KeyError:
+            raise UnsafePickleError(f"global {_repr.repr(f'{module}.{name}')} refused: a weights pickle may "
+                                    "only use NumPy's array reconstructors") from None
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"persistent id {_repr.repr(pid)} refused")
+
+
+def safe_load_pickle(file_or_bytes, source="pickle"):
+    """A pickled ``dict[str, ndarray]`` -> that dict, arrays of any plain numeric dtype and shape, not validated.
+
+    ``file_or_bytes`` is bytes or a binary file. Arrays may be read-only views of the pickle's bytes.
+    Raises UnsafePickleError for anything outside the allow-list and WeightsError for anything else wrong.
+    """
+    file = io.BytesIO(file_or_bytes) if isinstance(file_or_bytes, (bytes, bytearray, memoryview)) else file_or_bytes
+    try:
+        obj = RestrictedUnpickler(file).load()
+    except WeightsError as err:
+        raise type(err)(f"{source}: {err}") from None
+    except Exception as err:  # truncated or garbage bytes raise anything from EOFError to UnicodeDecodeError
+        raise WeightsError(f"{source}: not a pickle of NumPy arrays ({type(err).__name__}: {_first_line(err)})") from err
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{source}: expected a dict of arrays, found {_name(obj)}")
+    arrays = {}
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise WeightsError(f"{source}: expected str keys, found {_repr.repr(key)}")
+        if not isinstance(value, _Array) or value.array is None:
+            found = "an array without data" if isinstance(value, _Array) else _name(value)
+            raise WeightsError(f"{source}: {_repr.repr(key)}: expected a NumPy array, found {found}")
+        arrays[key] = value.array
+    return arrays
+
+
+def _first_line(err):
+    return (str(err).splitlines() or [""])[0][:200]
+
+
+def validate_weights(weights, source="weights"):
+    """The MNIST network's ``{W1..b3}`` -> a new dict of C-contiguous float32 arrays, in LAYER_NAMES order.
+
+    Other floating dtypes (float64) are converted and a UserWarning says so. Every error is a
+    WeightsError naming ``source``, the key, the expected value and the value found.
+    """
+    if not isinstance(weights, dict):
+        raise WeightsError(f"{source}: expected a dict of arrays, found {_name(weights)}")
+    missing = [key for key in LAYER_NAMES if key not in weights]
+    extra = [_repr.repr(key) for key in weights if key not in LAYER_NAMES]
+    if missing or extra:
+        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
+                           f"unexpected: {', '.join(extra) or 'none'}")
+    checked, converted = {}, []
+    for key in LAYER_NAMES:
+        value, shape = weights[key], MNIST_SHAPES[key]
+        if not isinstance(value, np.ndarray):
+            raise WeightsError(f"{source}: {key}: expected a NumPy array, found {_name(value)}")
+        if value.shape != shape:
+            raise WeightsError(f"{source}: {key}: expected shape {shape}, found {value.shape}")
+        if value.dtype.kind != "f":
+            raise WeightsError(f"{source}: {key}: expected dtype float32 (float64 is converted), found {value.dtype}")
+        if value.dtype.type is not np.float32:
+            converted.append(f"{key} {value.dtype}")
+        array = np.array(value, dtype=np.float32, order="C")  # always a copy: never a view of the file's bytes
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            index = tuple(int(i) for i in np.unravel_index(bad[0], shape))
+            raise WeightsError(f"{source}: {key}: expected finite float32 values, found {bad.size} non-finite "
+                               f"(first {value[index]} at index {index})")
+        checked[key] = array
+    if converted:
+        warnings.warn(f"{source}: converted {', '.join(converted)} to float32", stacklevel=2)
+    return checked
+
+
+def _read_bytes(path):
+    if not path.exists():
+        raise DataNotFoundError(f"weights file not found: {path} (pass an existing .pkl or .npz, "
+                                "or leave --weights out for the book's sample_weight.pkl)")
+    try:
+        return path.read_bytes()
+    except OSError as err:  # a directory, no permission
+        raise WeightsError(f"{path}: cannot read it ({err.strerror})") from err
+
+
+def _npz_arrays(data, source):
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except Exception as err:  # a damaged zip raises anything from BadZipFile to EOFError; object arrays ValueError
+        raise WeightsError(f"{source}: not a loadable .npz of numeric arrays "
+                           f"({type(err).__name__}: {_first_line(err)})") from err
+
+
+def load_weights(path=None, data_dir=None):
+    """Validated ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` float32.
+
+    ``path`` None means the book's verified ``sample_weight.pkl`` from ``data_dir`` (downloaded if absent).
+    A zip file loads as ``.npz`` without pickle; anything else goes through :class:`RestrictedUnpickler`.
+    """
+    if path is None:
+        from .download import fetch_weights  # the download machinery only when it is needed
+        path = fetch_weights(data_dir)
+    path = Path(path)
+    data = _read_bytes(path)
+    weights = _npz_arrays(data, path) if data.startswith(_ZIP_MAGIC) else safe_load_pickle(data, source=path)
+    return validate_weights(weights, source=path)
+
+
+def load_npz(path):
+    """Validated weights (see :func:`load_weights`) from a ``.npz``, read with ``allow_pickle=False``."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if not data.startswith(_ZIP_MAGIC):
+        raise WeightsError(f"{path}: not a .npz file (no zip header)")
+    return validate_weights(_npz_arrays(data, path), source=path)
+
+
+def save_npz(weights, path):
+    """Validate ``weights`` and write them to ``path`` as ``.npz``, atomically: the old file or the new, never half."""
+    weights = validate_weights(weights, source=f"weights to save to {path}")
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
+    try:
+        with open(tmp, "wb") as file:
+            np.savez(file, **weights)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
