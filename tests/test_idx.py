@@ -1,0 +1,142 @@
+"""The IDX parser on the real MNIST test files, on every kind of damage made from them, and on arbitrary bytes."""
+
+import gzip
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nn_numpy.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.idx import IDX_DTYPES, read_idx
+
+DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "mnist"
+IMAGES_GZ, LABELS_GZ = DATA / "t10k-images-idx3-ubyte.gz", DATA / "t10k-labels-idx1-ubyte.gz"
+
+
+@pytest.fixture(scope="module")
+def labels_raw():
+    return gzip.decompress(LABELS_GZ.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def images_raw():
+    return gzip.decompress(IMAGES_GZ.read_bytes())
+
+
+def write(folder, name, data):
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def test_real_files_decode_to_mnist_shapes_and_header_values():
+    images, labels = read_idx(IMAGES_GZ), read_idx(LABELS_GZ)
+    assert (images.shape, images.dtype) == ((10000, 28, 28), np.uint8)
+    assert (labels.shape, labels.dtype) == ((10000,), np.uint8)
+    assert images.flags.writeable and labels.flags.writeable
+    assert images.min() == 0 and images.max() == 255
+    assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_raw_equals_gzip_and_gzip_is_detected_by_magic_not_suffix(tmp_path, images_raw):
+    from_gz = read_idx(IMAGES_GZ)
+    raw_named_gz = write(tmp_path, "images.gz", images_raw)
+    gz_named_raw = write(tmp_path, "images-idx3-ubyte", IMAGES_GZ.read_bytes())
+    for path in (write(tmp_path, "images-idx3-ubyte.raw", images_raw), raw_named_gz, gz_named_raw):
+        np.testing.assert_array_equal(read_idx(path), from_gz, err_msg=str(path))
+
+
+def test_missing_file_is_data_not_found(tmp_path):
+    with pytest.raises(DataNotFoundError, match="nowhere.gz"):
+        read_idx(tmp_path / "nowhere.gz")
+
+
+@pytest.mark.parametrize("code,dtype", [(0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")])
+def test_other_idx_types_decode_big_endian_to_native(tmp_path, code, dtype):
+    values = np.array([[-1, 0, 1], [np.iinfo(np.int8).min, np.iinfo(np.int8).max, 7]]).astype(dtype)
+    path = write(tmp_path, "x.idx", bytes([0, 0, code, 2]) + struct.pack(">II", 2, 3) + values.tobytes())
+    array = read_idx(path)
+    assert array.dtype == np.dtype(dtype).newbyteorder("=") and array.dtype.isnative
+    np.testing.assert_array_equal(array, values)
+
+
+def damaged(images_raw, labels_raw):
+    """``{kind: (file bytes, what the message must say)}``, all made from the real files."""
+    gz = IMAGES_GZ.read_bytes()
+    flipped = bytearray(labels_raw)
+    flipped[2] = 0x07  # not an IDX type code
+    more_dims = labels_raw[:4] + struct.pack(">I", 10001) + labels_raw[8:]
+    fewer_dims = images_raw[:4] + struct.pack(">III", 10000, 27, 28) + images_raw[16:]
+    html = b"<!DOCTYPE html>\n<html><body><h1>403 Forbidden</h1></body></html>\n"
+    flipped_mid, flipped_crc = bytearray(gz), bytearray(gz)
+    flipped_mid[len(gz) // 2] ^= 0xFF
+    flipped_crc[-8] ^= 0xFF
+    return {
+        "gzip truncated in the middle": (gz[: len(gz) // 2], "truncated gzip"),
+        "gzip truncated in the header": (gzip.compress(labels_raw)[:12], "truncated gzip"),
+        "gzip missing its trailer": (gz[:-4], "truncated gzip"),
+        "gzip with a damaged byte": (bytes(flipped_mid), ""),  # inflates to garbage of some length
+        "gzip with a damaged CRC": (bytes(flipped_crc), "damaged gzip data (Error -3 while decompressing data: "
+                                                        "incorrect data check)"),
+        "gzip of junk": (gzip.compress(os.urandom(5000)), "not an IDX magic"),
+        "gzip of text": (gzip.compress(b"hello, world\n" * 100), "not an IDX magic"),
+        "gzip of an empty file": (gzip.compress(b""), "empty"),
+        "bytes after the gzip stream": (gz + b"\0\0junk", "after the end of the gzip stream"),
+        "wrong magic": (bytes(flipped), "not an IDX magic"),
+        "wrong magic, gzipped": (gzip.compress(bytes(flipped)), "not an IDX magic"),
+        "more items in header than bytes": (more_dims, "need 10001 bytes, but the file holds only 10000"),
+        "fewer items in header than bytes": (gzip.compress(fewer_dims), "need 7560000 bytes, but the file holds more"),
+        "raw file cut short": (images_raw[:-1], "holds only 7839999"),
+        "raw file with a byte extra": (labels_raw + b"\0", "holds more"),
+        "header cut short": (images_raw[:10], "ends inside the header"),
+        "HTML page": (html, "looks like an HTML page, not an IDX file"),
+        "gzipped HTML page": (gzip.compress(html), "looks like an HTML page, not an IDX file"),
+        "empty file": (b"", "empty"),
+    }
+
+
+def test_every_damage_kind_is_data_corrupted_naming_the_file(tmp_path, images_raw, labels_raw):
+    for kind, (data, says) in damaged(images_raw, labels_raw).items():
+        path = write(tmp_path, "t10k-damaged-idx-ubyte.gz", data)
+        with pytest.raises(DataCorruptedError) as err:
+            read_idx(path)
+        message = str(err.value)
+        assert str(path) in message and says in message, f"{kind}: {message}"
+        assert "\n" not in message, kind
+
+
+# Arbitrary bytes: either an array that matches the header, or DataCorruptedError; nothing else.
+_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="idx-fuzz-"))
+
+
+def check_arbitrary(content, gzipped):
+    path = write(_FUZZ_DIR, "fuzz.idx", gzip.compress(content, mtime=0) if gzipped else content)
+    try:
+        array = read_idx(path)
+    except DataCorruptedError as err:
+        assert str(path) in str(err)
+        return
+    ndim = content[3]
+    dims = struct.unpack(f">{ndim}I", content[4:4 + 4 * ndim])
+    dtype = IDX_DTYPES[content[2]]
+    assert content[:2] == b"\0\0" and array.shape == dims and array.dtype == dtype.newbyteorder("=")
+    assert array.astype(dtype).tobytes() == content[4 + 4 * ndim:]
+
+
+def idx_like():
+    """Bytes that often pass the header: a valid magic, small dims, and a payload of about the right length."""
+    return st.builds(
+        lambda code, dims, extra, seed: bytes([0, 0, code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+        + np.random.default_rng(seed).bytes(max(0, int(np.prod(dims)) * IDX_DTYPES[code].itemsize + extra)),
+        st.sampled_from(sorted(IDX_DTYPES)), st.lists(st.integers(0, 6), min_size=1, max_size=4),
+        st.sampled_from([0, 0, 0, -1, 1, -5]), st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=300), idx_like()), st.booleans())
+def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(content, gzipped):
+    check_arbitrary(content, gzipped)
