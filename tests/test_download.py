@@ -1,0 +1,230 @@
+"""Downloads for real, from a local 127.0.0.1 mirror whose prefixes misbehave; never the internet."""
+
+import errno
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mirror_server import BEHAVIOURS, MirrorServer, refused_url
+from nn_numpy import download
+from nn_numpy.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_file, fetch_weights, resolve_data_dir,
+                               sha256_file)
+from nn_numpy.errors import DataCorruptedError, DataNotFoundError
+
+DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+LABELS = "t10k-labels-idx1-ubyte.gz"
+IMAGES = "t10k-images-idx3-ubyte.gz"
+FAILURE = re.compile(r"^mirror (\S+) failed: (.+)$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def server():
+    files = {path.name: path.read_bytes() for path in (DATA / "mnist").iterdir()}
+    files["sample_weight.pkl"] = (DATA / "sample_weight.pkl").read_bytes()
+    with MirrorServer(files) as mirror:
+        yield mirror
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No test may reach the internet: every URL defaults to a refused local port."""
+    monkeypatch.setenv("NN_MNIST_MIRRORS", refused_url())
+    monkeypatch.setenv("NN_WEIGHTS_URL", refused_url() + "sample_weight.pkl")
+
+
+@pytest.fixture(params=["mode", "mount"])
+def read_only(request, monkeypatch):
+    """``read_only(folder)``: "mode" chmods it 555 like CI's shared dir (root included, by our own rule);
+    "mount" keeps mode 755 but fails every write in it with EROFS, as a read-only mount does."""
+    folders = []
+
+    def refuse(*paths):
+        if any(Path(p).resolve().parent in folders for p in paths):
+            raise OSError(errno.EROFS, "Read-only file system", str(paths[0]))
+
+    def make(folder):
+        folders.append(folder.resolve())
+        if request.param == "mode":
+            folder.chmod(0o555)
+        else:
+            real_open, real_replace, real_rename = os.open, os.replace, os.rename
+            writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+            monkeypatch.setattr(os, "open", lambda p, flags, *a, **k:
+                                refuse(p) if flags & writes else real_open(p, flags, *a, **k))
+            monkeypatch.setattr(os, "replace", lambda a, b, **k: refuse(a, b) or real_replace(a, b, **k))
+            monkeypatch.setattr(os, "rename", lambda a, b, **k: refuse(a, b) or real_rename(a, b, **k))
+        return folder
+
+    yield make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def visible(stderr):
+    """The lines a terminal ends up showing: progress bars redraw and erase themselves with \\r."""
+    return [line.split("\r")[-1] for line in stderr.split("\n") if line.split("\r")[-1].strip()]
+
+
+def failures(stderr):
+    """``[(url, reason)]`` of the mirror-failure lines; asserts stderr shows nothing else but "downloaded"."""
+    lines = visible(stderr)
+    assert all(FAILURE.match(line) or line.startswith("downloaded ") for line in lines), lines
+    return [FAILURE.match(line).groups() for line in lines if FAILURE.match(line)]
+
+
+def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_one(tmp_path, server, monkeypatch,
+                                                                                  capsys):
+    bad = [refused_url()] + [server.url(b) for b in BEHAVIOURS if b != "good"]
+    monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad + [server.url("good"), server.url("good") + "second/"]))
+    server.requests.clear()
+
+    path = fetch_mnist_file(IMAGES, tmp_path)
+
+    assert path == tmp_path / "mnist" / IMAGES and sha256_file(path) == MNIST_FILES[IMAGES]
+    assert listing(tmp_path / "mnist") == [IMAGES]
+    assert [url for url, _ in failures(capsys.readouterr().err)] == [b + IMAGES for b in bad]
+    assert server.requests == [f"/{b}/{IMAGES}" for b in BEHAVIOURS if b != "good"] + [f"/good/{IMAGES}"]
+
+
+@pytest.mark.parametrize("behaviour,reason", [
+    ("refused", "Connection refused"), ("403", "HTTP 403 Forbidden"), ("404", "HTTP 404 Not Found"),
+    ("503", "HTTP 503 Service Unavailable"), ("html", "SHA-256"), ("truncated", "IncompleteRead"),
+    ("wrong", "SHA-256")])
+def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, monkeypatch, capsys, behaviour,
+                                                              reason):
+    bad = refused_url() if behaviour == "refused" else server.url(behaviour)
+    monkeypatch.setenv("NN_MNIST_MIRRORS", f"{bad},{server.url('good')}")
+    assert fetch_mnist_file(LABELS, tmp_path).read_bytes() == (DATA / "mnist" / LABELS).read_bytes()
+    (line,) = failures(capsys.readouterr().err)
+    assert line[0] == bad + LABELS and reason in line[1] and line[1].endswith("; trying the next"), line
+    assert listing(tmp_path / "mnist") == [LABELS]
+
+
+def test_all_mirrors_failing_is_one_error_listing_the_files_and_the_folder(tmp_path, server, monkeypatch, capsys):
+    bad = [server.url(b) for b in BEHAVIOURS if b != "good"]
+    monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad))
+    with pytest.raises(DataNotFoundError) as err:
+        fetch_mnist_file(IMAGES, tmp_path)
+    message = str(err.value)
+    assert all(name in message for name in MNIST_FILES) and str(tmp_path / "mnist") in message
+    assert "\n" not in message
+    assert len(failures(capsys.readouterr().err)) == len(bad)
+    assert listing(tmp_path / "mnist") == []
+
+
+def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
+    import pooch
+
+    def half_then_interrupt(self, url, output_file, pooch_):
+        Path(output_file).write_bytes(b"\0" * 1000)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", half_then_interrupt)
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
+    with pytest.raises(KeyboardInterrupt):
+        fetch_mnist_file(IMAGES, tmp_path)
+    assert listing(tmp_path / "mnist") == []
+
+
+def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / LABELS).write_bytes((DATA / "mnist" / LABELS).read_bytes())
+    code = ("import sys; from nn_numpy.download import fetch_mnist_file; "
+            f"print(fetch_mnist_file({LABELS!r}, {str(tmp_path)!r})); "
+            "print(sorted(m for m in ('pooch', 'requests', 'tqdm', 'platformdirs') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "NN_MNIST_MIRRORS": refused_url()})
+    assert out.stdout.splitlines() == [str(tmp_path / "mnist" / LABELS), "[]"]
+    assert out.stderr == ""
+
+
+def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(tmp_path, server, monkeypatch, capsys):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    bad = (DATA / "mnist" / LABELS).read_bytes()[:-10]
+    (folder / LABELS).write_bytes(bad)
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
+
+    assert sha256_file(fetch_mnist_file(LABELS, tmp_path)) == MNIST_FILES[LABELS]
+
+    (aside,) = [p for p in folder.iterdir() if p.name != LABELS]
+    assert re.fullmatch(re.escape(LABELS) + r"\.corrupt-\d+", aside.name) and aside.read_bytes() == bad
+    err = capsys.readouterr().err
+    assert f"{folder / LABELS} fails its SHA-256 check" in err and aside.name in err
+
+
+def test_a_corrupt_file_in_a_read_only_dir_is_an_error_with_both_hashes(tmp_path, read_only):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    bad = b"<html>not found</html>"
+    (folder / LABELS).write_bytes(bad)
+    read_only(folder)
+    with pytest.raises(DataCorruptedError) as err:
+        fetch_mnist_file(LABELS, tmp_path)
+    message = str(err.value)
+    assert str(folder / LABELS) in message and MNIST_FILES[LABELS] in message
+    assert sha256_file(folder / LABELS) in message
+    assert listing(folder) == [LABELS] and (folder / LABELS).read_bytes() == bad
+
+
+def test_a_missing_file_in_a_read_only_dir_is_not_found_and_nothing_is_written(tmp_path, server, monkeypatch,
+                                                                                read_only):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    read_only(folder)
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
+    with pytest.raises(DataNotFoundError, match="cannot be saved in " + re.escape(str(folder))):
+        fetch_mnist_file(LABELS, tmp_path)
+    assert listing(folder) == []
+
+
+def test_a_hand_placed_uncompressed_file_is_used_when_the_gz_is_absent(tmp_path):
+    import gzip
+
+    raw = tmp_path / "mnist" / LABELS[:-3]
+    raw.parent.mkdir()
+    raw.write_bytes(gzip.decompress((DATA / "mnist" / LABELS).read_bytes()))
+    assert fetch_mnist_file(LABELS, tmp_path) == raw  # the offline fixture would refuse any download
+
+
+def test_weights_come_from_nn_weights_url(tmp_path, server, monkeypatch, capsys):
+    monkeypatch.setenv("NN_WEIGHTS_URL", server.url("good") + "sample_weight.pkl")
+    path = fetch_weights(tmp_path)
+    assert path == tmp_path / "sample_weight.pkl" and sha256_file(path) == WEIGHTS_SHA256
+    assert listing(tmp_path) == ["sample_weight.pkl"]
+    monkeypatch.setenv("NN_WEIGHTS_URL", server.url("html") + "sample_weight.pkl")
+    path.unlink()
+    with pytest.raises(DataNotFoundError, match=f"put the book's sample_weight.pkl in {re.escape(str(tmp_path))}"):
+        fetch_weights(tmp_path)
+    assert len(failures(capsys.readouterr().err)) == 1 and listing(tmp_path) == []
+
+
+def test_data_dir_is_the_argument_else_nn_data_dir_else_a_user_cache(tmp_path, monkeypatch):
+    import platformdirs
+
+    monkeypatch.setenv("NN_DATA_DIR", str(tmp_path / "env"))
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv("NN_DATA_DIR")
+    assert resolve_data_dir() == Path(platformdirs.user_cache_dir("dlfs-ch3"))
+
+
+def test_mirrors_come_from_nn_mnist_mirrors_in_order(monkeypatch):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", " http://a/x/ , http://b/y,")
+    assert download.mnist_mirrors() == ["http://a/x/", "http://b/y"]
+    monkeypatch.delenv("NN_MNIST_MIRRORS")
+    assert download.mnist_mirrors() == list(download.DEFAULT_MIRRORS)
+    assert download.DEFAULT_MIRRORS[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+
+def test_an_unknown_file_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown MNIST file 'mnist.npz'"):
+        fetch_mnist_file("mnist.npz", tmp_path)
