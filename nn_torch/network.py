@@ -1,0 +1,110 @@
+"""The chapter's MNIST network as an ``nn.Module``: Linear, sigmoid, Linear, sigmoid, Linear, softmax."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from nn_numpy.errors import InputShapeError
+from nn_numpy.weights import load_weights, validate_weights
+
+from .activations import sigmoid, softmax
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_input(x, n_features, dtype):
+    """Return ``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``.
+
+    As in :func:`nn_numpy.network.check_input`, uint8 images are refused rather than
+    silently normalised; ``nn_torch.evaluate.normalize`` does the conversion.
+    """
+    if not torch.is_tensor(x):
+        raise InputShapeError(f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)")
+    if x.dtype not in FLOAT_DTYPES:
+        hint = " (uint8 pixels: divide by 255 with nn_torch.evaluate.normalize first)" if x.dtype == torch.uint8 else ""
+        raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
+    if x.ndim not in (1, 2) or x.shape[-1] != n_features:
+        raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}")
+    if x.dtype != dtype:
+        # NumPy casts the weights to the input; a Module keeps one dtype, so say which to convert
+        raise InputShapeError(f"input is {x.dtype} but the weights are {dtype}: use x.to({dtype}) or model.to({x.dtype})")
+    return x
+
+
+class MnistNet(nn.Module):
+    r"""The book's MNIST network: ``y = softmax(fc3(sigmoid(fc2(sigmoid(fc1(x))))))``.
+
+    Shape:
+        - Input: ``(784,)`` or ``(N, 784)`` pixels in [0, 1], float32 or float64 like the weights.
+        - Output: ``(10,)`` or ``(N, 10)`` class probabilities, each row summing to 1.
+
+    Attributes:
+        fc1: ``nn.Linear(784, 50)``:  weight ``(50, 784)`` = ``W1.T``, bias ``(50,)`` = ``b1``
+        fc2: ``nn.Linear(50, 100)``:  weight ``(100, 50)`` = ``W2.T``, bias ``(100,)`` = ``b2``
+        fc3: ``nn.Linear(100, 10)``:  weight ``(10, 100)`` = ``W3.T``, bias ``(10,)`` = ``b3``
+
+    ``nn.Linear`` stores its weight as (out, in) and computes ``x @ weight.T + bias``;
+    the book stores ``W`` as (in, out) and computes ``np.dot(x, W) + b``. Hence ``weight = W.T``.
+    Build it with :meth:`from_file` or :meth:`from_numpy`; ``MnistNet()`` alone holds random weights.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 50)
+        self.fc2 = nn.Linear(50, 100)
+        self.fc3 = nn.Linear(100, 10)
+
+    def _layers(self):
+        return (("W1", "b1", self.fc1), ("W2", "b2", self.fc2), ("W3", "b3", self.fc3))
+
+    @classmethod
+    def from_numpy(cls, weights, dtype=torch.float32):
+        """From the book's dict ``{W1 (784, 50), b1 (50,), ...}``: ``weight = W.T, bias = b``.
+
+        The dict goes through :func:`nn_numpy.weights.validate_weights` first, so a wrong key,
+        shape or value is the same one-line error as on the NumPy side.
+        """
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        weights = validate_weights(weights)
+        model = cls().to(dtype)
+        with torch.no_grad():
+            for w, b, fc in model._layers():
+                fc.weight.copy_(torch.from_numpy(weights[w]).T)
+                fc.bias.copy_(torch.from_numpy(weights[b]))
+        return model
+
+    @classmethod
+    def from_file(cls, path=None, data_dir=None, dtype=torch.float32):
+        """From a weights file through NumPy's safe loader (default: the book's ``sample_weight.pkl``)."""
+        return cls.from_numpy(load_weights(path, data_dir=data_dir), dtype)
+
+    def to_numpy(self):
+        """The book's dict back: float32 C-contiguous copies, ``W = weight.T``; bitwise equal to what went in."""
+        out = {}
+        for w, b, fc in self._layers():
+            out[w] = np.array(fc.weight.detach().cpu().T, dtype=np.float32, order="C")
+            out[b] = np.array(fc.bias.detach().cpu(), dtype=np.float32)
+        return out
+
+    def forward_layers(self, x):
+        """Every intermediate, named as :func:`nn_numpy.network.forward_layers`: ``{a1, z1, a2, z2, a3, y}``.
+
+        ``a1, z1`` are ``(.., 50)``, ``a2, z2`` ``(.., 100)``, ``a3`` the logits and ``y`` the
+        probabilities ``(.., 10)``.
+        """
+        x = check_input(x, self.fc1.in_features, self.fc1.weight.dtype)
+        a1 = self.fc1(x)
+        z1 = sigmoid(a1)
+        a2 = self.fc2(z1)
+        z2 = sigmoid(a2)
+        a3 = self.fc3(z2)
+        return {"a1": a1, "z1": z1, "a2": a2, "z2": z2, "a3": a3, "y": softmax(a3)}
+
+    def logits(self, x):
+        """``(784,) or (N, 784) -> (10,) or (N, 10)``: the scores before softmax."""
+        return self.forward_layers(x)["a3"]
+
+    def forward(self, x):
+        """``(784,) or (N, 784) -> (10,) or (N, 10)`` probabilities, as :func:`nn_numpy.network.predict`."""
+        return self.forward_layers(x)["y"]
