@@ -1,0 +1,70 @@
+"""The one comparison helper of the parity suite, and the tolerances it holds both sides to.
+
+In the manner of tinygrad's ``helper_test_op``: identical seeded inputs go to NumPy and
+torch, shapes and dtypes are compared before values, and a failure names the stage and
+gives what ``torch.testing.assert_close`` gives (mismatched count, greatest absolute and
+relative difference with their index). NaN must meet NaN, and equal infinities are equal.
+``scripts/parity_report.py`` imports the same tolerances and :func:`differences`.
+"""
+
+import numpy as np
+import torch
+
+# Network intermediates a1 z1 a2 z2 a3 y, NumPy vs torch, |torch - numpy| <= atol + rtol * |numpy|.
+# float32 is torch.testing.assert_close's default; float64 allows ~50 ulp of the largest logit.
+TOLERANCE = {"float32": {"rtol": 1.3e-6, "atol": 1e-5}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
+
+# Activations run one op on identical inputs: a few ulp, and atol = the smallest normal
+# number, because torch flushes results below it (sigmoid(-100) in float32) to 0.
+ACTIVATION_TOLERANCE = {"float32": {"rtol": 1e-6, "atol": float(np.finfo(np.float32).tiny)},
+                        "float64": {"rtol": 1e-14, "atol": float(np.finfo(np.float64).tiny)}}
+
+# Each float32 side against the float64 NumPy reference, every intermediate.
+REFERENCE_BOUND = {"rtol": 1.3e-6, "atol": 1e-5}
+
+
+def to_numpy(x):
+    """A torch tensor (any device) or array-like -> NumPy array."""
+    return x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+
+
+def differences(expected, actual, rtol, atol):
+    """``{mismatched, total, max_abs, max_abs_index, max_rel, max_rel_index}`` of two same-shape arrays.
+
+    Positions equal as numbers (equal infinities included) or NaN on both sides count as
+    equal; a NaN on one side only is infinitely far.
+    """
+    e, a = np.asarray(expected, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    same = (a == e) | (np.isnan(a) & np.isnan(e))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diff = np.nan_to_num(np.where(same, 0.0, np.abs(a - e)), nan=np.inf)
+        rel = np.nan_to_num(np.where(same, 0.0, diff / np.abs(e)), nan=np.inf)
+        mismatched = ~same & ~(diff <= atol + rtol * np.abs(e))
+    i_abs = np.unravel_index(np.argmax(diff), diff.shape) if diff.size else ()
+    i_rel = np.unravel_index(np.argmax(rel), rel.shape) if rel.size else ()
+    return {"mismatched": int(mismatched.sum()), "total": int(mismatched.size),
+            "max_abs": float(diff[i_abs]) if diff.size else 0.0, "max_abs_index": [int(i) for i in i_abs],
+            "max_rel": float(rel[i_rel]) if rel.size else 0.0, "max_rel_index": [int(i) for i in i_rel]}
+
+
+def assert_parity(stage, expected, actual, rtol, atol):
+    """Assert ``actual`` (torch) matches ``expected`` (NumPy): shape, then dtype, then values."""
+    expected, actual = np.asarray(expected), to_numpy(actual)
+    assert actual.shape == expected.shape, f"{stage}: shape {actual.shape}, NumPy gives {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{stage}: dtype {actual.dtype}, NumPy gives {expected.dtype}"
+    d = differences(expected, actual, rtol, atol)
+    if d["mismatched"]:
+        i, j = tuple(d["max_abs_index"]), tuple(d["max_rel_index"])
+        raise AssertionError(
+            f"{stage}: not close!\n"
+            f"Mismatched elements: {d['mismatched']} / {d['total']} ({100 * d['mismatched'] / d['total']:.1f}%)\n"
+            f"Greatest absolute difference: {d['max_abs']:.6g} at index {i} (up to {atol:g} allowed): "
+            f"NumPy {expected[i]!r}, torch {actual[i]!r}\n"
+            f"Greatest relative difference: {d['max_rel']:.6g} at index {j} (up to {rtol:g} allowed)")
+
+
+def helper_test_op(name, np_fn, torch_fn, x, device, tol):
+    """Run ``np_fn`` and ``torch_fn`` on copies of the same array ``x`` and assert parity."""
+    expected = np_fn(x.copy())
+    actual = torch_fn(torch.from_numpy(x.copy()).to(device))
+    assert_parity(f"{name} on {device}", expected, actual, **tol)

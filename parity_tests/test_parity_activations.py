@@ -1,0 +1,53 @@
+"""Every activation and softmax, NumPy vs torch, on random data, exact values and extremes.
+
+One line per op, one line per input; each (op, input, dtype, device) is one case.
+Tolerances: ``parity_check.ACTIVATION_TOLERANCE``.
+"""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
+
+import nn_numpy.activations as np_act
+import nn_torch.activations as torch_act
+from parity_check import ACTIVATION_TOLERANCE, helper_test_op
+
+inf, nan = np.inf, np.nan
+
+OPS = {name: (getattr(np_act, name), getattr(torch_act, name))
+       for name in ("step_function", "sigmoid", "relu", "identity_function", "softmax")}
+
+INPUTS = {
+    "random": lambda dt: (np.random.default_rng(0).standard_normal((16, 10)) * 8).astype(dt),
+    "one_sample": lambda dt: np.random.default_rng(1).standard_normal(10).astype(dt),
+    "exact": lambda dt: np.array([[-1, 0, 1]], dt),
+    "extremes": lambda dt: np.array([[-88, 88, -1e4, 1e4], [-inf, inf, nan, 0]], dt),
+    "subnormal_tails": lambda dt: np.array([[-100, -103, -710, -745]], dt),
+    "huge_logits": lambda dt: np.array([[1010, 1000, 990], [3e38, 0, -3e38]], dt),
+    "-inf_logits": lambda dt: np.array([[-inf, 0, 1], [-inf, -inf, -inf], [-inf, inf, 0]], dt),
+    "nan_logits": lambda dt: np.array([[nan, 0, 1], [nan, nan, nan]], dt),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", INPUTS)
+@pytest.mark.parametrize("op", OPS)
+def test_activation(op, case, dtype, device):
+    helper_test_op(f"{op}({case}, {dtype})", *OPS[op], INPUTS[case](dtype), device, ACTIVATION_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("op", OPS)
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(x=st.sampled_from(["float32", "float64"]).flatmap(
+    lambda dt: arrays(dt, array_shapes(min_dims=1, max_dims=2, max_side=8), elements={"allow_subnormal": True})))
+def test_activation_arbitrary_floats(op, x):
+    """Any float array, NaN and ±inf included: both sides agree, NaN where NaN."""
+    helper_test_op(f"{op}({x.dtype}{x.shape})", *OPS[op], x, "cpu", ACTIVATION_TOLERANCE[x.dtype.name])
+
+
+def test_step_function_at_zero_is_zero_on_both_sides():
+    x = np.array([-0.0, 0.0, np.nextafter(0, 1)])
+    assert np_act.step_function(x).tolist() == torch_act.step_function(torch.from_numpy(x)).tolist() == [0, 0, 1]

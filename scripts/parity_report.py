@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Layer-by-layer parity of the PyTorch mirror against the NumPy reference on a dataset.
+
+    python scripts/parity_report.py                       # MNIST test set, float32, auto device
+    python scripts/parity_report.py --device cuda --dtype float64 --json
+
+Per layer (a1 z1 a2 z2 a3 y): the greatest absolute and relative difference and the
+elements beyond the parity suite's tolerance; then mismatched predictions, the smallest
+top-2 probability margin (how close any image is to flipping), device, dtype and matmul
+precision. Exit codes: 0 parity holds, 1 it does not, 2 bad input or environment.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from nn_numpy.cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
+
+LAYERS = ("a1", "z1", "a2", "z2", "a3", "y")
+
+
+def parse_args(argv):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--batch-size", type=positive_int, help="images per batch on both sides (default: all at once)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    return add_data_args(p).parse_args(argv)
+
+
+def top2_margin(y):
+    """``(N, 10)`` probabilities -> (smallest top-1 minus top-2 gap, the image it belongs to)."""
+    top2 = np.sort(y, axis=-1)[:, -2:]
+    gaps = top2[:, 1] - top2[:, 0]
+    i = int(np.argmin(gaps))
+    return float(gaps[i]), i
+
+
+def run_both(weights, images, device, dtype, batch_size):
+    """Every intermediate of both sides, ``{layer: (N, ..) array}`` each, and the matmul precision used.
+
+    NumPy normalises on the host; torch gets uint8 on the device and normalises there.
+    """
+    import torch
+
+    from nn_numpy import forward_layers, normalize
+    from nn_torch import MnistNet, full_precision, matmul_precision
+    from nn_torch.evaluate import normalize as normalize_on_device
+
+    np_dtype, torch_dtype = np.dtype(dtype).type, getattr(torch, dtype)
+    model = MnistNet.from_numpy(weights, torch_dtype).to(device)
+    ref, ours = {k: [] for k in LAYERS}, {k: [] for k in LAYERS}
+    with torch.inference_mode(), full_precision():
+        for i in range(0, len(images), batch_size):
+            batch = images[i:i + batch_size]
+            pixels = torch.from_numpy(np.require(batch, requirements=("C", "W"))).to(device)
+            layers = model.forward_layers(normalize_on_device(pixels, torch_dtype))
+            for k, v in forward_layers(weights, normalize(batch, np_dtype)).items():
+                ref[k].append(v)
+                ours[k].append(layers[k].cpu().numpy())
+        precision = matmul_precision()
+    return {k: np.concatenate(v) for k, v in ref.items()}, {k: np.concatenate(v) for k, v in ours.items()}, precision
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if importlib.util.find_spec("torch") is None:
+        raise OSError("parity_report needs PyTorch: pip install 'dlfs-ch3[torch]'")
+    from nn_numpy import accuracy
+    from nn_torch import resolve_device
+    from parity_tests.parity_check import TOLERANCE, differences
+
+    device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
+    weights, images, labels, source = load_inputs(args)
+    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or max(len(images), 1))
+    tol = TOLERANCE[args.dtype]
+    layers = {k: differences(ref[k], ours[k], **tol) for k in LAYERS}
+    pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
+    mismatched = int((pred_np != pred_torch).sum())
+    margin_np, image_np = top2_margin(ref["y"])
+    margin_torch, image_torch = top2_margin(ours["y"])
+    ok = mismatched == 0 and all(d["mismatched"] == 0 for d in layers.values())
+    report = {
+        "ok": ok, "source": source, "images": len(images), "device": str(device), "dtype": args.dtype,
+        "matmul_precision": precision, "tolerance": tol, "layers": layers,
+        "mismatched_predictions": mismatched,
+        "accuracy": {"numpy": accuracy(pred_np, labels), "torch": accuracy(pred_torch, labels)},
+        "min_top2_margin": {"numpy": margin_np, "numpy_image": image_np, "torch": margin_torch, "torch_image": image_torch},
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{len(images)} images from {source}")
+        print(f"device {device}, dtype {args.dtype}, float32 matmul precision {precision}")
+        print(f"tolerance |torch - numpy| <= {tol['atol']:g} + {tol['rtol']:g} * |numpy|")
+        print(f"{'layer':6} {'max abs diff':>13} {'max rel diff':>13} {'beyond tol':>11}")
+        for k, d in layers.items():
+            print(f"{k:6} {d['max_abs']:>13.3g} {d['max_rel']:>13.3g} {d['mismatched']:>11}")
+        print(f"accuracy: numpy {report['accuracy']['numpy']:.4f}, torch {report['accuracy']['torch']:.4f}")
+        print(f"smallest top-2 margin: numpy {margin_np:.3g} (image {image_np}), torch {margin_torch:.3g} (image {image_torch})")
+        print(f"parity: OK, all {len(images)} predictions identical" if ok else
+              f"parity: FAILED, {mismatched} of {len(images)} predictions differ, "
+              f"{sum(d['mismatched'] > 0 for d in layers.values())} layer(s) beyond tolerance")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    run_main(main)
