@@ -1,0 +1,80 @@
+"""scripts/figures.py writes every figure as a valid PNG of its stated size, and fails in one line."""
+
+import contextlib
+import importlib.util
+import io
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib", reason="figures need the plot extra: pip install 'dlfs-ch3[plot]'")
+pytest.importorskip("torch", reason="figures overlay torch curves: pip install 'dlfs-ch3[torch]'")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "figures.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("figures_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def png_size(data):
+    """``(width, height)`` from a PNG's IHDR chunk, which must come first."""
+    assert data[:8] == PNG_SIGNATURE, "not a PNG signature"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert (length, kind) == (13, b"IHDR"), "first chunk is not IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Runs the script once, as its ``__main__`` does, into a folder that does not exist yet."""
+    out = tmp_path_factory.mktemp("figures") / "new" / "folder"
+    figures = load_script()
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as done:
+        figures.run_main(figures.main, ["--out", str(out)])
+    return figures, out, done.value.code, stdout.getvalue()
+
+
+def test_every_figure_is_a_png_of_its_stated_size(written):
+    figures, out, code, _ = written
+    assert code == 0
+    assert sorted(os.listdir(out)) == sorted(figures.FIGURES)  # and no .tmp left behind
+    for name, (width, height) in figures.FIGURES.items():
+        data = (out / name).read_bytes()
+        assert png_size(data) == (round(width * figures.DPI), round(height * figures.DPI)), name
+        assert len(data) > 20_000, f"{name} is nearly empty"
+
+
+def test_the_output_folder_is_named_when_done(written):
+    figures, out, _, stdout = written
+    assert stdout == f"wrote {len(figures.FIGURES)} figures to {out}\n"
+
+
+def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "figures"
+    blocker.write_text("not a folder")
+    figures = load_script()
+    with pytest.raises(SystemExit) as done:
+        figures.run_main(figures.main, ["--out", str(blocker)])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(blocker) in err, err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_missing_matplotlib_is_a_one_line_error(tmp_path):
+    code = ("import sys, runpy; sys.modules['matplotlib'] = None; "
+            f"sys.argv = ['figures.py', '--out', {str(tmp_path)!r}]; runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: figures.py needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
+    assert os.listdir(tmp_path) == []
