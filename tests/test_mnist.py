@@ -1,0 +1,236 @@
+"""MNIST loading on the real test files (copied into tmp_path: $NN_DATA_DIR is never written), its cache, and bad pairs."""
+
+import errno
+import gzip
+import itertools
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mirror_server import refused_url
+from nn_numpy import mnist
+from nn_numpy.download import MNIST_FILES
+from nn_numpy.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.idx import read_idx
+from nn_numpy.mnist import load_idx_dataset, load_mnist, load_mnist_test
+
+DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "mnist"
+IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test set, digits 0-9
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", refused_url())
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """``(images (10000, 28, 28), labels (10000,))`` uint8, straight from the real files."""
+    return read_idx(DATA / IMAGES), read_idx(DATA / LABELS)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A writable data dir holding copies of the real test files."""
+    (tmp_path / "mnist").mkdir()
+    for name in (IMAGES, LABELS):
+        shutil.copyfile(DATA / name, tmp_path / "mnist" / name)
+    return tmp_path
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def caches(data_dir):
+    return {name: data_dir / "mnist" / f"{name[:-3]}.{MNIST_FILES[name][:16]}.npy" for name in (IMAGES, LABELS)}
+
+
+@pytest.mark.parametrize("normalize,flatten,one_hot", list(itertools.product([True, False], repeat=3)))
+def test_load_mnist_test_gives_the_books_layout(data_dir, reference, normalize, flatten, one_hot):
+    images, labels = reference
+    x, t = load_mnist_test(normalize=normalize, flatten=flatten, one_hot_label=one_hot, data_dir=data_dir)
+
+    assert x.shape == ((10000, 784) if flatten else (10000, 1, 28, 28))
+    assert x.dtype == (np.float32 if normalize else np.uint8)
+    expected = images.astype(np.float32) / np.float32(255) if normalize else images
+    np.testing.assert_array_equal(x.reshape(10000, 28, 28), expected)
+    if normalize:
+        assert x.min() == 0 and x.max() == 1
+    assert t.shape == ((10000, 10) if one_hot else (10000,))
+    assert t.dtype == (np.float32 if one_hot else np.uint8)
+    if one_hot:
+        assert set(np.unique(t)) == {0, 1} and (t.sum(axis=1) == 1).all()
+    np.testing.assert_array_equal(t.argmax(axis=1) if one_hot else t, labels)
+
+
+def test_label_counts(data_dir):
+    assert np.bincount(load_mnist_test(data_dir=data_dir)[1]).tolist() == LABEL_COUNTS
+
+
+def test_every_load_returns_fresh_writable_arrays(data_dir, reference):
+    for _ in range(2):  # the first load decodes the .gz, the second reads the cache
+        x, t = load_mnist_test(normalize=False, data_dir=data_dir)
+        assert x.flags.writeable and t.flags.writeable
+        x[:] = 0
+        t[:] = 0
+    x, t = load_mnist_test(normalize=False, data_dir=data_dir)
+    np.testing.assert_array_equal(x.reshape(10000, 28, 28), reference[0])
+    np.testing.assert_array_equal(t, reference[1])
+
+
+def test_a_warm_load_reads_the_cache_named_by_the_source_hash(data_dir, reference, monkeypatch):
+    load_mnist_test(data_dir=data_dir)
+    assert listing(data_dir / "mnist") == sorted([IMAGES, LABELS] + [p.name for p in caches(data_dir).values()])
+
+    monkeypatch.setattr(mnist, "read_idx", lambda path: pytest.fail(f"decoded {path} despite the cache"))
+    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+    np.testing.assert_array_equal(x[:, 0], reference[0])
+    np.testing.assert_array_equal(t, reference[1])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "junk", "empty", "wrong shape", "wrong dtype", "pickle"])
+def test_a_damaged_cache_is_ignored_and_rewritten(data_dir, reference, damage):
+    load_mnist_test(data_dir=data_dir)
+    cache = caches(data_dir)[IMAGES]
+    good = cache.read_bytes()
+    if damage == "truncated":
+        cache.write_bytes(good[:-784])
+    elif damage == "junk":
+        cache.write_bytes(os.urandom(len(good)))
+    elif damage == "empty":
+        cache.write_bytes(b"")
+    elif damage == "wrong shape":
+        np.save(cache, reference[0][:9999])
+    elif damage == "wrong dtype":
+        np.save(cache, reference[0].astype(np.int16))
+    else:
+        np.save(cache, np.array([reference[0]], dtype=object), allow_pickle=True)
+
+    x, _ = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+
+    np.testing.assert_array_equal(x[:, 0], reference[0])
+    assert cache.read_bytes() == good
+    assert not [p for p in (data_dir / "mnist").iterdir() if p.suffix == ".tmp"]
+
+
+def test_a_cache_is_never_used_once_its_source_fails_its_hash(data_dir, capsys):
+    load_mnist_test(data_dir=data_dir)
+    source = data_dir / "mnist" / IMAGES
+    source.write_bytes(source.read_bytes()[:-100])
+    with pytest.raises(DataNotFoundError, match=IMAGES):
+        load_mnist_test(data_dir=data_dir)
+    assert f"{source} fails its SHA-256 check" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["mode", "mount", "disk full"])
+def test_an_unwritable_dir_loads_and_is_left_untouched(data_dir, reference, monkeypatch, how):
+    """ "mode": chmod 555 like CI's shared dir; "mount": mode 755 but writes fail with EROFS;
+    "disk full": the cache's temporary file is created, then writing it fails."""
+    folder = data_dir / "mnist"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    if how == "mode":
+        folder.chmod(0o555)
+    if how == "mount":
+        real_open = os.open
+
+        def no_writes(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and Path(path).resolve().parent == folder.resolve():
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", no_writes)
+    if how == "disk full":
+        def half_then_full(file, array, **kwargs):
+            file.write(b"\x93NUMPY" + bytes(1000))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(np, "save", half_then_full)
+    try:
+        for _ in range(2):
+            x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+            np.testing.assert_array_equal(x[:, 0], reference[0])
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    finally:
+        folder.chmod(0o755)
+
+
+def test_load_mnist_offline_without_training_files_names_the_files_and_the_folder(data_dir):
+    before = listing(data_dir / "mnist")
+    with pytest.raises(DataNotFoundError) as err:
+        load_mnist(data_dir=data_dir)
+    message = str(err.value)
+    assert all(name in message for name in MNIST_FILES) and str(data_dir / "mnist") in message
+    assert listing(data_dir / "mnist") == before
+
+
+def test_load_mnist_returns_train_then_test(data_dir, monkeypatch):
+    """The training files' real hashes are not at hand offline, so the test files stand in for them."""
+    for split_name, test_name in zip(mnist.SPLITS["train"], mnist.SPLITS["test"]):
+        shutil.copyfile(data_dir / "mnist" / test_name, data_dir / "mnist" / split_name)
+        monkeypatch.setitem(MNIST_FILES, split_name, MNIST_FILES[test_name])
+        monkeypatch.setitem(mnist.MNIST_SHAPES, split_name, mnist.MNIST_SHAPES[test_name])
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, one_hot_label=True, data_dir=data_dir)
+    x, t = load_mnist_test(normalize=False, one_hot_label=True, data_dir=data_dir)
+    for got, want in ((x_train, x), (t_train, t), (x_test, x), (t_test, t)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_hand_placed_uncompressed_files_load_without_a_cache(tmp_path, reference):
+    (tmp_path / "mnist").mkdir()
+    for name in (IMAGES, LABELS):
+        (tmp_path / "mnist" / name[:-3]).write_bytes(gzip.decompress((DATA / name).read_bytes()))
+    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=tmp_path)
+    np.testing.assert_array_equal(x[:, 0], reference[0])
+    np.testing.assert_array_equal(t, reference[1])
+    assert listing(tmp_path / "mnist") == [IMAGES[:-3], LABELS[:-3]]
+
+
+def test_load_idx_dataset_reads_gz_and_raw(tmp_path, reference):
+    raw = tmp_path / "labels-idx1-ubyte"
+    raw.write_bytes(gzip.decompress((DATA / LABELS).read_bytes()))
+    x, t = load_idx_dataset(DATA / IMAGES, raw, normalize=False, flatten=False)
+    np.testing.assert_array_equal(x[:, 0], reference[0])
+    np.testing.assert_array_equal(t, reference[1])
+    assert listing(tmp_path) == [raw.name]
+
+
+def idx(array):
+    """uint8 array -> IDX bytes."""
+    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference):
+    images, labels = reference
+    ten = labels.copy()
+    ten[1234] = 10
+    cases = {  # kind: (images bytes, labels bytes, the file the message must name, what it must say)
+        "fewer labels than images": (idx(images), idx(labels[:-1]), "both", "10000 images but"),
+        "a label 10": (idx(images), idx(ten), "labels", "label 10 at index 1234 is outside 0-9"),
+        "images 27x28": (idx(images[:, :27]), idx(labels), "images", "expected (N, 28, 28) uint8 images"),
+        "images flat": (idx(images.reshape(10000, 784)), idx(labels), "images", "expected (N, 28, 28)"),
+        "labels as images": (idx(labels), idx(labels), "images", "expected (N, 28, 28)"),
+        "labels 2-D": (idx(images), idx(labels.reshape(100, 100)), "labels", "expected (N,) uint8 labels"),
+        "int8 labels": (idx(images), bytes([0, 0, 9, 1]) + idx(labels)[4:], "labels", "expected (N,) uint8"),
+        "truncated gzip": ((DATA / IMAGES).read_bytes()[:5000], idx(labels), "images", "truncated gzip"),
+        "HTML labels": (idx(images), b"<html>503</html>", "labels", "looks like an HTML page"),
+    }
+    for kind, (image_bytes, label_bytes, names, says) in cases.items():
+        images_path, labels_path = tmp_path / "images.idx", tmp_path / "labels.idx"
+        images_path.write_bytes(image_bytes)
+        labels_path.write_bytes(label_bytes)
+        with pytest.raises(DataCorruptedError) as err:
+            load_idx_dataset(images_path, labels_path)
+        message = str(err.value)
+        named = {"images": [images_path], "labels": [labels_path], "both": [images_path, labels_path]}[names]
+        assert all(str(p) in message for p in named) and says in message, f"{kind}: {message}"
+
+
+def test_missing_idx_files_are_not_found(tmp_path):
+    with pytest.raises(DataNotFoundError, match="images.idx"):
+        load_idx_dataset(tmp_path / "images.idx", DATA / LABELS)
