@@ -1,0 +1,56 @@
+"""scripts/sgd_steps.py as a user runs it: a row per step, the verdict, exit codes 0, 1 and 2."""
+
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="the SGD comparison needs torch: pip install 'dlfs-ch3[torch]'")
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sgd_steps.py"
+
+
+def run(*args):
+    """``(exit code, stdout, stderr)`` of the script's ``__main__`` path, in this process."""
+    spec = importlib.util.spec_from_file_location("sgd_steps_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
+        script.run_main(script.main, list(args))
+    return done.value.code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_steps_print_loss_and_accuracy_and_end_matching(dtype):
+    code, out, err = run("--steps", "3", "--dtype", dtype, "--device", "cpu")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split() == ["step", "loss", "numpy", "loss", "torch", "acc", "numpy", "acc", "torch"]
+    rows = [line.split() for line in lines[2:5]]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    for _, loss, torch_loss, acc, torch_acc in rows:
+        assert float(loss) == pytest.approx(float(torch_loss), rel=1e-6)
+        assert acc == torch_acc and 0.93 < float(acc) < 0.94  # one small step from the book's 0.9352
+    assert lines[5].startswith("max |W_numpy - W_torch| = ") and lines[5].endswith("OK, the weights still match")
+
+
+def test_a_huge_learning_rate_makes_them_diverge_and_exit_1():
+    # lr 1e9 turns the one-ulp differences of step 1 into different weights at step 2
+    code, out, _ = run("--steps", "2", "--lr", "1e9", "--device", "cpu")
+    assert code == 1
+    assert out.splitlines()[-1].endswith("FAILED, the frameworks diverged")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "10001"], "--batch-size 10001 is larger than the 10000 images"),
+    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+    (["--steps", "0"], "expected a positive integer, got 0"),
+    (["--device", "nonsense"], "unknown device 'nonsense'"),
+])
+def test_bad_options_are_one_line_errors(args, message):
+    code, out, err = run(*args)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
