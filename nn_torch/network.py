@@ -83,8 +83,8 @@ class MnistNet(nn.Module):
         """The book's dict back: float32 C-contiguous copies, ``W = weight.T``; bitwise equal to what went in."""
         out = {}
         for w, b, fc in self._layers():
-            out[w] = np.array(fc.weight.detach().cpu().T, dtype=np.float32, order="C")
-            out[b] = np.array(fc.bias.detach().cpu(), dtype=np.float32)
+            out[w] = np.array(fc.weight.detach().cpu().T.numpy(), dtype=np.float32, order="C")
+            out[b] = np.array(fc.bias.detach().cpu().numpy(), dtype=np.float32)
         return out
 
     def forward_layers(self, x):

@@ -1,0 +1,93 @@
+"""scripts/parity_report.py as users run it: JSON on stdout, exit codes 0/1/2, one-line errors."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nn_numpy.cli import run_main
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "parity_report.py"
+LAYERS = ["a1", "z1", "a2", "z2", "a3", "y"]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("parity_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_json_is_one_object_with_per_layer_figures():
+    result = run("--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["mismatched_predictions"] == 0
+    assert (report["device"], report["dtype"], report["images"]) == ("cpu", "float32", 10000)
+    assert report["matmul_precision"] == "highest (TF32 off)"
+    assert list(report["layers"]) == LAYERS
+    for figures in report["layers"].values():
+        assert figures["mismatched"] == 0 and 0 < figures["max_abs"] <= report["tolerance"]["atol"] * 2
+    assert report["accuracy"] == {"numpy": 0.9352, "torch": 0.9352}
+    assert 0 < report["min_top2_margin"]["numpy"] < 0.01
+
+
+def test_float64_batched_table(capsys):
+    code = load_script().main(["--device", "cpu", "--dtype", "float64", "--batch-size", "3000"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "dtype float64" in out and "parity: OK, all 10000 predictions identical" in out
+    assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYERS] == LAYERS
+
+
+def test_a_parity_failure_exits_1(monkeypatch, capsys):
+    from nn_torch import MnistNet
+
+    forward_layers = MnistNet.forward_layers
+
+    def off_by_a_little(self, x):
+        layers = forward_layers(self, x)
+        return {**layers, "a3": layers["a3"] + 1e-3}
+    monkeypatch.setattr(MnistNet, "forward_layers", off_by_a_little)
+    code = load_script().main(["--device", "cpu", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["ok"] is False
+    assert report["layers"]["a3"]["mismatched"] == 100000 and report["layers"]["y"]["mismatched"] == 0
+
+
+def test_bad_device_exits_2_with_one_line_and_no_traceback():
+    result = run("--device", "cuda:99")
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: cuda:99 is ")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--dtype", "float16"], "invalid choice: 'float16'"),
+    (["--batch-size", "0"], "expected a positive integer, got 0"),
+    (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
+    (["--images", "x.gz"], "--images and --labels go together"),
+])
+def test_bad_input_exits_2_with_one_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        run_main(load_script().main, args)
+    out, err = capsys.readouterr()
+    assert exit.value.code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")
+def test_debug_shows_the_traceback():
+    result = run("--device", "cuda", "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr and "DeviceError" in result.stderr

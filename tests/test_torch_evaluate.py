@@ -1,0 +1,106 @@
+"""Batched evaluation: same labels as NumPy, checked inputs, caller's model untouched, OOM halving."""
+
+import numpy as np
+import pytest
+import torch
+
+import nn_numpy
+import nn_torch
+from nn_numpy.errors import DeviceError, InputShapeError
+from nn_torch import MnistNet, predict_labels, predict_proba
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return MnistNet.from_numpy(weights)
+
+
+def test_labels_match_numpy_on_a_ragged_last_batch(model, weights, test_images, test_labels):
+    ours = predict_labels(model, test_images, batch_size=3333, device="cpu")
+    assert ours.dtype == np.int64 and ours.shape == (10000,)
+    assert np.array_equal(ours, nn_numpy.predict_labels(weights, test_images))
+    assert nn_numpy.accuracy(ours, test_labels) == 0.9352
+
+
+def test_float_images_are_used_as_given(model, weights, test_images):
+    x = nn_numpy.normalize(test_images[:500])
+    assert np.array_equal(predict_labels(model, x, device="cpu"), predict_labels(model, test_images[:500], device="cpu"))
+
+
+def test_proba_rows_sum_to_one_in_the_asked_dtype(model, test_images):
+    y = predict_proba(model, test_images[:100], batch_size=30, device="cpu", dtype=torch.float64)
+    assert y.dtype == np.float64 and y.shape == (100, 10)
+    np.testing.assert_allclose(y.sum(-1), 1, rtol=0, atol=1e-12)
+
+
+def test_the_callers_model_is_left_as_it_was(model, test_images):
+    predict_labels(model, test_images[:10], device="cpu", dtype=torch.float64)
+    assert model.fc1.weight.dtype == torch.float32 and model.fc1.weight.device.type == "cpu"
+
+
+def test_read_only_images_give_no_warning(model, test_images, recwarn):
+    frozen = test_images[:10].copy()
+    frozen.flags.writeable = False
+    predict_labels(model, frozen, device="cpu")
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+def test_empty_input_gives_empty_output(model):
+    assert predict_labels(model, np.zeros((0, 784), np.uint8), device="cpu").shape == (0,)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros(784, np.uint8), r"expected images of shape \(N, 784\), got \(784,\)"),
+    (np.zeros((2, 28, 28), np.uint8), r"got \(2, 28, 28\)"),
+    (np.zeros((2, 784), np.int32), "expected uint8 pixels or float32/float64 images, got int32"),
+])
+def test_bad_images_are_refused(model, images, message):
+    with pytest.raises(InputShapeError, match=message):
+        predict_labels(model, images, device="cpu")
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5])
+def test_bad_batch_size_is_refused(model, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        predict_labels(model, np.zeros((2, 784), np.uint8), batch_size=batch_size, device="cpu")
+
+
+def test_absent_device_is_a_device_error(model, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="cuda is not available"):
+        predict_labels(model, np.zeros((2, 784), np.uint8), device="cuda")
+
+
+def fails_above(model, limit):
+    """Make ``model`` raise CUDA's out-of-memory error on batches larger than ``limit``."""
+    forward = model.forward
+
+    def forward_with_small_memory(x):
+        if len(x) > limit:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: tried a batch of {len(x)}")
+        return forward(x)
+    model.forward = forward_with_small_memory
+
+
+def test_out_of_memory_halves_the_batch_says_so_once_and_goes_on(weights, test_images, capsys):
+    model = MnistNet.from_numpy(weights)
+    fails_above(model, 700)
+    labels = predict_labels(model, test_images[:3000], device="cpu")
+    assert np.array_equal(labels, nn_numpy.predict_labels(weights, test_images[:3000]))
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["cpu out of memory: halving the batch to 1500 images and going on"]
+
+
+def test_out_of_memory_on_one_image_is_a_device_error(weights):
+    model = MnistNet.from_numpy(weights)
+    fails_above(model, 0)
+    with pytest.raises(DeviceError, match="out of memory even for a batch of one image"):
+        predict_labels(model, np.zeros((4, 784), np.uint8), device="cpu")
+
+
+def test_dividing_by_the_reciprocal_would_not_be_bitwise():
+    """Why ``normalize`` divides by a device tensor: ``x * (1/255)`` misses the quotient for many pixels."""
+    pixels = torch.arange(256, dtype=torch.uint8)
+    quotient = nn_torch.normalize(pixels)
+    assert torch.equal(quotient, torch.from_numpy(nn_numpy.normalize(pixels.numpy())))
+    assert (pixels.float() * torch.tensor(1 / 255, dtype=torch.float32) != quotient).sum() > 0

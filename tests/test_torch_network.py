@@ -1,0 +1,95 @@
+"""MnistNet: built from the book's weights, converted back bitwise, saved like any model, inputs checked."""
+
+import numpy as np
+import pytest
+import torch
+
+import nn_numpy
+from nn_numpy.errors import InputShapeError, WeightsError
+from nn_torch import MnistNet
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_to_numpy_gives_the_original_dict_bitwise(weights, dtype):
+    back = MnistNet.from_numpy(weights, dtype).to_numpy()
+    assert back.keys() == weights.keys()
+    for k in weights:
+        assert back[k].dtype == np.float32 and back[k].flags.c_contiguous
+        assert back[k].shape == weights[k].shape
+        assert np.array_equal(back[k].view(np.uint32), weights[k].view(np.uint32)), k
+
+
+def test_linear_weight_is_W_transposed_out_in(weights):
+    model = MnistNet.from_numpy(weights)
+    for fc, w, b in ((model.fc1, "W1", "b1"), (model.fc2, "W2", "b2"), (model.fc3, "W3", "b3")):
+        assert fc.weight.shape == weights[w].T.shape  # (out, in)
+        assert torch.equal(fc.weight, torch.from_numpy(weights[w]).T)
+        assert torch.equal(fc.bias, torch.from_numpy(weights[b]))
+
+
+def test_fortran_ordered_weights_load_the_same(weights):
+    fortran = {k: np.asfortranarray(v) for k, v in weights.items()}
+    assert torch.equal(MnistNet.from_numpy(fortran).fc1.weight, MnistNet.from_numpy(weights).fc1.weight)
+
+
+def test_from_file_uses_the_same_loader(weights):
+    model = MnistNet.from_file()
+    assert all(np.array_equal(model.to_numpy()[k], weights[k]) for k in weights)
+
+
+def test_state_dict_saves_and_loads_like_any_model(weights, tmp_path):
+    model = MnistNet.from_numpy(weights)
+    torch.save(model.state_dict(), tmp_path / "mnist.pt")
+    loaded = MnistNet()
+    loaded.load_state_dict(torch.load(tmp_path / "mnist.pt", weights_only=True))
+    x = torch.rand(4, 784)
+    assert torch.equal(loaded(x), model(x))
+    assert list(model.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
+
+
+def test_bad_weights_are_the_numpy_sides_error(weights):
+    with pytest.raises(WeightsError, match="W2: expected shape"):
+        MnistNet.from_numpy({**weights, "W2": np.zeros((100, 50), np.float32)})
+    with pytest.raises(WeightsError, match="missing: b3"):
+        MnistNet.from_numpy({k: v for k, v in weights.items() if k != "b3"})
+    with pytest.raises(ValueError, match="dtype must be"):
+        MnistNet.from_numpy(weights, torch.float16)
+
+
+def test_forward_layers_has_numpys_names_and_shapes(weights):
+    ours = MnistNet.from_numpy(weights).forward_layers(torch.rand(3, 784))
+    theirs = nn_numpy.forward_layers(weights, np.random.rand(3, 784).astype(np.float32))
+    assert list(ours) == list(theirs)
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+def test_single_sample_and_batch_agree_and_rows_sum_to_one(weights):
+    model = MnistNet.from_numpy(weights)
+    x = torch.rand(5, 784)
+    y = model(x)
+    assert model(x[2]).shape == (10,)
+    torch.testing.assert_close(model(x[2]), y[2])
+    torch.testing.assert_close(y.sum(-1), torch.ones(5))
+    torch.testing.assert_close(torch.softmax(model.logits(x), -1), y)
+
+
+@pytest.mark.parametrize("x, message", [
+    (torch.zeros(2, 784, dtype=torch.uint8), r"got torch.uint8 \(uint8 pixels: divide by 255"),
+    (torch.zeros(2, 784, dtype=torch.int64), "expected float32 or float64 input, got torch.int64"),
+    (torch.zeros(2, 785), r"expected input of shape \(784,\) or \(N, 784\), got \(2, 785\)"),
+    (torch.zeros(2, 28, 28), r"got \(2, 28, 28\)"),
+    (torch.zeros(2, 784, dtype=torch.float64), "input is torch.float64 but the weights are torch.float32"),
+    (np.zeros((2, 784), np.float32), "expected a torch.Tensor, got ndarray"),
+])
+def test_bad_input_is_one_clear_line(weights, x, message):
+    with pytest.raises(InputShapeError, match=message) as err:
+        MnistNet.from_numpy(weights)(x)
+    assert "\n" not in str(err.value)
+
+
+def test_uint8_is_refused_on_both_sides(weights):
+    pixels = np.zeros((1, 784), np.uint8)
+    with pytest.raises(InputShapeError, match="uint8"):
+        nn_numpy.predict(weights, pixels)
+    with pytest.raises(InputShapeError, match="uint8"):
+        MnistNet.from_numpy(weights)(torch.from_numpy(pixels))
