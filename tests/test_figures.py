@@ -73,7 +73,8 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
 
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
     code = ("import sys, runpy; sys.modules['matplotlib'] = None; "
-            f"sys.argv = ['figures.py', '--out', {str(tmp_path)!r}]; runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+            f"sys.argv = ['figures.py', '--out', {str(tmp_path)!r}]; "
+            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr == "error: figures.py needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
