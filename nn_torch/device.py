@@ -49,6 +49,12 @@ def resolve_device(spec="auto"):
     raise DeviceError(f"unsupported device {str(spec)!r}: expected {DEVICE_CHOICES}")
 
 
+def check_dtype(device, dtype):
+    """Refuse, in one line, a dtype the device cannot hold: MPS has no float64."""
+    if device.type == "mps" and dtype == torch.float64:
+        raise DeviceError("mps has no float64: use --dtype float32, or --device cpu for float64")
+
+
 def _try(getter):
     # torch >= 2.9 raises when asked for a legacy flag after the user set the new API
     try:

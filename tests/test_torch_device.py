@@ -60,6 +60,13 @@ def test_absent_or_unknown_device_is_one_line(no_accelerator, spec, message):
     assert "\n" not in str(err.value)
 
 
+def test_mps_float64_is_refused_in_one_line():
+    with pytest.raises(DeviceError, match="mps has no float64"):
+        dev.check_dtype(torch.device("mps"), torch.float64)
+    dev.check_dtype(torch.device("mps"), torch.float32)
+    dev.check_dtype(torch.device("cpu"), torch.float64)
+
+
 def precision_state():
     """Every float32 precision switch torch has, legacy and new, as readable values."""
     return ([h.fp32_precision for h in HOLDERS], dev._try(torch.get_float32_matmul_precision),
