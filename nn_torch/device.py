@@ -35,7 +35,8 @@ def resolve_device(spec="auto"):
         return torch.device("cpu")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            build = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda} but no GPU is visible"
+            build = ("without CUDA" if torch.version.cuda is None
+                     else f"with CUDA {torch.version.cuda} but no GPU is visible")
             raise DeviceError(f"{spec} is not available: torch {torch.__version__} is built {build}; use --device cpu")
         count = torch.cuda.device_count()
         index = torch.cuda.current_device() if device.index is None else device.index
@@ -44,7 +45,8 @@ def resolve_device(spec="auto"):
         return torch.device("cuda", index)
     if device.type == "mps":
         if not _mps_available():
-            raise DeviceError("mps is not available (it needs Apple silicon and a torch built with MPS); use --device cpu")
+            raise DeviceError("mps is not available (it needs Apple silicon and a torch built with MPS); "
+                              "use --device cpu")
         return torch.device("mps")
     raise DeviceError(f"unsupported device {str(spec)!r}: expected {DEVICE_CHOICES}")
 

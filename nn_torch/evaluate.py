@@ -53,12 +53,13 @@ def _evaluate(model, images, batch_size, device, dtype, out, take):
             try:
                 out[i:i + batch_size] = take(model(_to_device(images[i:i + batch_size], device, dtype))).cpu().numpy()
             except torch.cuda.OutOfMemoryError:
+                # the retry runs after this block, once the traceback no longer holds the failed batch
                 if batch_size == 1:
                     raise DeviceError(f"{device} is out of memory even for a batch of one image") from None
                 batch_size //= 2
-                torch.cuda.empty_cache()
                 if not said_oom:
-                    print(f"{device} out of memory: halving the batch to {batch_size} images and going on", file=sys.stderr)
+                    print(f"{device} out of memory: halving the batch to {batch_size} images and going on",
+                          file=sys.stderr)
                     said_oom = True
                 continue
             i += batch_size

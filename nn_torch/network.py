@@ -27,7 +27,8 @@ def check_input(x, n_features, dtype):
         raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}")
     if x.dtype != dtype:
         # NumPy casts the weights to the input; a Module keeps one dtype, so say which to convert
-        raise InputShapeError(f"input is {x.dtype} but the weights are {dtype}: use x.to({dtype}) or model.to({x.dtype})")
+        raise InputShapeError(f"input is {x.dtype} but the weights are {dtype}: "
+                              f"use x.to({dtype}) or model.to({x.dtype})")
     return x
 
 

@@ -36,7 +36,8 @@ def test_all_predictions_identical_and_accuracy_is_the_books(dtype, device, nump
 def test_predict_labels_matches_numpy(dtype, batch_size, device, weights, test_set):
     """The evaluation path itself: uint8 batches to the device, normalised there, argmax back."""
     model = nn_torch.MnistNet.from_numpy(weights)
-    ours = nn_torch.predict_labels(model, test_set[0], batch_size=batch_size, device=device, dtype=getattr(torch, dtype))
+    ours = nn_torch.predict_labels(model, test_set[0], batch_size=batch_size, device=device,
+                                   dtype=getattr(torch, dtype))
     theirs = nn_numpy.predict_labels(weights, test_set[0], batch_size=batch_size, dtype=np.dtype(dtype).type)
     assert ours.dtype == theirs.dtype == np.int64
     assert np.array_equal(ours, theirs)

@@ -94,7 +94,8 @@ def main(argv=None):
         "matmul_precision": precision, "tolerance": tol, "layers": layers,
         "mismatched_predictions": mismatched,
         "accuracy": {"numpy": accuracy(pred_np, labels), "torch": accuracy(pred_torch, labels)},
-        "min_top2_margin": {"numpy": margin_np, "numpy_image": image_np, "torch": margin_torch, "torch_image": image_torch},
+        "min_top2_margin": {"numpy": margin_np, "numpy_image": image_np,
+                            "torch": margin_torch, "torch_image": image_torch},
     }
     if args.json:
         print(json.dumps(report))
@@ -106,7 +107,8 @@ def main(argv=None):
         for k, d in layers.items():
             print(f"{k:6} {d['max_abs']:>13.3g} {d['max_rel']:>13.3g} {d['mismatched']:>11}")
         print(f"accuracy: numpy {report['accuracy']['numpy']:.4f}, torch {report['accuracy']['torch']:.4f}")
-        print(f"smallest top-2 margin: numpy {margin_np:.3g} (image {image_np}), torch {margin_torch:.3g} (image {image_torch})")
+        print(f"smallest top-2 margin: numpy {margin_np:.3g} (image {image_np}), "
+              f"torch {margin_torch:.3g} (image {image_torch})")
         print(f"parity: OK, all {len(images)} predictions identical" if ok else
               f"parity: FAILED, {mismatched} of {len(images)} predictions differ, "
               f"{sum(d['mismatched'] > 0 for d in layers.values())} layer(s) beyond tolerance")

@@ -24,7 +24,8 @@ def test_labels_match_numpy_on_a_ragged_last_batch(model, weights, test_images, 
 
 def test_float_images_are_used_as_given(model, weights, test_images):
     x = nn_numpy.normalize(test_images[:500])
-    assert np.array_equal(predict_labels(model, x, device="cpu"), predict_labels(model, test_images[:500], device="cpu"))
+    from_pixels = predict_labels(model, test_images[:500], device="cpu")
+    assert np.array_equal(predict_labels(model, x, device="cpu"), from_pixels)
 
 
 def test_proba_rows_sum_to_one_in_the_asked_dtype(model, test_images):
