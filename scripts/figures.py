@@ -143,7 +143,7 @@ def main(argv=None):
     from nn_numpy import normalize, predict
     from nn_torch.evaluate import predict_proba
     from nn_torch.network import MnistNet
-    from parity_tests.parity_check import TOLERANCE
+    from nn_torch.parity import TOLERANCE
 
     weights, images, labels, _ = load_inputs(args)
     labels = labels.astype(np.int64)

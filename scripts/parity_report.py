@@ -77,7 +77,7 @@ def main(argv=None):
     from nn_numpy import accuracy
     from nn_numpy.errors import InputShapeError
     from nn_torch.device import check_dtype, resolve_device
-    from parity_tests.parity_check import TOLERANCE, differences
+    from nn_torch.parity import TOLERANCE, differences
 
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
     check_dtype(device, getattr(torch, args.dtype))
