@@ -13,6 +13,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import reprlib
 import warnings
 from pathlib import Path
@@ -154,15 +155,28 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError(f"persistent id {_repr.repr(pid)} refused")
 
 
+def _check_opcodes(data):
+    """Walk the opcodes without building anything, before the C unpickler sizes its buffers from them.
+
+    pickletools checks every count against the bytes present, so a forged length cannot make CPython
+    allocate terabytes first. And CPython sizes its memo table by the largest index: a 9-byte pickle
+    with ``LONG_BINPUT 2**29`` would take 8 GB. A pickler numbers memo slots from 0, one per opcode at most.
+    """
+    for position, (op, arg, _) in enumerate(pickletools.genops(data)):
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > position:
+            raise UnsafePickleError(f"memo index {arg} at opcode {position} refused: picklers number them from 0")
+
+
 def safe_load_pickle(file_or_bytes, source="pickle"):
     """A pickled ``dict[str, ndarray]`` -> that dict, arrays of any plain numeric dtype and shape, not validated.
 
     ``file_or_bytes`` is bytes or a binary file. Arrays may be read-only views of the pickle's bytes.
     Raises UnsafePickleError for anything outside the allow-list and WeightsError for anything else wrong.
     """
-    file = io.BytesIO(file_or_bytes) if isinstance(file_or_bytes, (bytes, bytearray, memoryview)) else file_or_bytes
+    data = bytes(file_or_bytes) if isinstance(file_or_bytes, (bytes, bytearray, memoryview)) else file_or_bytes.read()
     try:
-        obj = RestrictedUnpickler(file).load()
+        _check_opcodes(data)
+        obj = RestrictedUnpickler(io.BytesIO(data)).load()
     except WeightsError as err:
         raise type(err)(f"{source}: {err}") from None
     except Exception as err:  # truncated or garbage bytes raise anything from EOFError to UnicodeDecodeError
@@ -175,9 +189,13 @@ def safe_load_pickle(file_or_bytes, source="pickle"):
             raise WeightsError(f"{source}: expected str keys, found {_repr.repr(key)}")
         if not isinstance(value, _Array) or value.array is None:
             found = "an array without data" if isinstance(value, _Array) else _name(value)
-            raise WeightsError(f"{source}: {_repr.repr(key)}: expected a NumPy array, found {found}")
+            raise WeightsError(f"{source}: {_key(key)}: expected a NumPy array, found {found}")
         arrays[key] = value.array
     return arrays
+
+
+def _key(key):
+    return key if key.isprintable() and len(key) <= 40 else _repr.repr(key)
 
 
 def _first_line(err):
@@ -208,7 +226,8 @@ def validate_weights(weights, source="weights"):
             raise WeightsError(f"{source}: {key}: expected dtype float32 (float64 is converted), found {value.dtype}")
         if value.dtype.type is not np.float32:
             converted.append(f"{key} {value.dtype}")
-        array = np.array(value, dtype=np.float32, order="C")  # always a copy: never a view of the file's bytes
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range is reported just below
+            array = np.array(value, dtype=np.float32, order="C")  # always a copy: never a view of the file's bytes
         bad = np.flatnonzero(~np.isfinite(array))
         if bad.size:
             index = tuple(int(i) for i in np.unravel_index(bad[0], shape))
