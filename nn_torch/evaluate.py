@@ -1,4 +1,12 @@
-"""Batched evaluation on any device: uint8 images go over as uint8 and are normalised there."""
+"""Batched evaluation on any device: uint8 images go over as uint8 and are normalised there.
+
+The fast path runs :class:`~nn_torch.network.MnistNet`'s forward by hand, chunk by chunk,
+through buffers it reuses: ``addmm`` (the bias added inside the matmul, as ``nn.Linear``
+does), ``sigmoid_`` in place, and labels from the argmax of the logits. Softmax is monotonic,
+so ``argmax(softmax(a3)) == argmax(a3)`` (unless two probabilities round to the same float,
+which needs a top-2 margin below 1e-7; MNIST's smallest is 1.2e-3); only
+:func:`predict_proba` computes it. Every result is bitwise what ``model(x)`` gives.
+"""
 
 import copy
 import sys
@@ -9,6 +17,7 @@ import torch
 from nn_numpy.errors import DeviceError, InputShapeError
 
 from .device import check_dtype, full_precision, resolve_device
+from .network import MnistNet
 
 
 def normalize(pixels, dtype=torch.float32):
@@ -22,47 +31,98 @@ def normalize(pixels, dtype=torch.float32):
 
 
 def _check_images(images, n_features):
-    images = np.asarray(images)
-    if images.dtype not in (np.uint8, np.float32, np.float64):
-        raise InputShapeError(f"expected uint8 pixels or float32/float64 images, got {images.dtype}")
+    """A NumPy array, or a tensor already on some device, of ``(N, n_features)`` uint8/float32/float64."""
+    images = images if torch.is_tensor(images) else np.asarray(images)
+    dtype = str(images.dtype).removeprefix("torch.")
+    if dtype not in ("uint8", "float32", "float64"):
+        raise InputShapeError(f"expected uint8 pixels or float32/float64 images, got {dtype}")
     if images.ndim != 2 or images.shape[1] != n_features:
-        raise InputShapeError(f"expected images of shape (N, {n_features}), got {images.shape}")
+        raise InputShapeError(f"expected images of shape (N, {n_features}), got {tuple(images.shape)}")
     return images
 
 
-def _to_device(batch, device, dtype):
+# Images per chunk of the fused path on CPU when no batch size is given: the chunk's float32
+# pixels (3 MB) and activations stay in cache from normalising to argmax (docs/benchmarks.md).
+# Otherwise None means all N at once, halved on out-of-memory.
+CPU_CHUNK = 1024
+
+
+def _fused(model):
+    # The fused path reproduces MnistNet.forward; a subclass or a patched forward runs its own.
+    return type(model) is MnistNet and "forward" not in vars(model)
+
+
+def _logits_into(params, x, a1, a2, a3):
+    """``x (M, 784) -> a3 (M, 10)`` through the buffers ``a1 (M, 50), a2 (M, 100), a3``, bitwise ``model.logits(x)``.
+
+    ``addmm(b, x, W.T)`` is what ``nn.Linear`` runs; ``sigmoid_`` is ``torch.sigmoid`` in place.
+    """
+    w1, b1, w2, b2, w3, b3 = params
+    torch.addmm(b1, x, w1.T, out=a1).sigmoid_()
+    torch.addmm(b2, a1, w2.T, out=a2).sigmoid_()
+    return torch.addmm(b3, a2, w3.T, out=a3)
+
+
+def _batch_to_device(images, i, j, device):
+    """Rows ``i:j`` as a tensor on ``device``, uint8 staying uint8."""
+    if torch.is_tensor(images):
+        return images[i:j].to(device)
     # from_numpy shares memory; it wants a writable array, and datasets read from buffers are not
-    batch = torch.from_numpy(np.require(batch, requirements=("C", "W"))).to(device)
-    return normalize(batch, dtype) if batch.dtype == torch.uint8 else batch.to(dtype)
+    return torch.from_numpy(np.require(images[i:j], requirements=("C", "W"))).to(device)
 
 
-def _evaluate(model, images, batch_size, device, dtype, out, take):
+def _evaluate(model, images, batch_size, device, dtype, out, probabilities):
+    """Fill ``out`` (NumPy, ``(N,)`` labels or ``(N, 10)`` probabilities) batch by batch, halving on OOM."""
     images = _check_images(images, model.fc1.in_features)
     n = len(images)
-    batch_size = max(n, 1) if batch_size is None else batch_size
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = resolve_device(device)
     check_dtype(device, dtype)
-    weight = model.fc1.weight
-    if (weight.device, weight.dtype) != (device, dtype):
+    fused = _fused(model)
+    batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)
+    if fused:
+        params = [p.detach().to(device, dtype) for fc in (model.fc1, model.fc2, model.fc3)
+                  for p in (fc.weight, fc.bias)]
+    elif (model.fc1.weight.device, model.fc1.weight.dtype) != (device, dtype):
         model = copy.deepcopy(model).to(device=device, dtype=dtype)  # leave the caller's model as it was
-    said_oom, i = False, 0
+    # results gather on the device and come back in one copy, so batches queue without a sync each
+    result = torch.from_numpy(out)
+    result = result if device.type == "cpu" else torch.empty_like(result, device=device)
+    divisor = torch.full((), 255, dtype=dtype, device=device)
+    said_oom, i, buffers = False, 0, None
     with torch.inference_mode(), full_precision():
         while i < n:
+            j = min(i + batch_size, n)
             try:
-                out[i:i + batch_size] = take(model(_to_device(images[i:i + batch_size], device, dtype))).cpu().numpy()
+                if buffers is None or len(buffers[0]) < j - i:
+                    buffers = [torch.empty((batch_size, fc.in_features), dtype=dtype, device=device)
+                               for fc in (model.fc1, model.fc2, model.fc3)]
+                    buffers.append(torch.empty((batch_size, model.fc3.out_features), dtype=dtype, device=device))
+                x = _batch_to_device(images, i, j, device)
+                if x.dtype == torch.uint8:  # as normalize(x, dtype), bit for bit, into a reused buffer
+                    x = torch.div(x, divisor, out=buffers[0][:j - i])
+                else:
+                    x = x.to(dtype)
+                if fused:
+                    y = _logits_into(params, x, *(b[:j - i] for b in buffers[1:]))
+                    y = torch.softmax(y, dim=-1) if probabilities else y
+                else:
+                    y = model(x)
+                result[i:j] = y if probabilities else y.argmax(dim=-1)
             except torch.cuda.OutOfMemoryError:
                 # the retry runs after this block, once the traceback no longer holds the failed batch
                 if batch_size == 1:
                     raise DeviceError(f"{device} is out of memory even for a batch of one image") from None
-                batch_size //= 2
+                batch_size, buffers = batch_size // 2, None
                 if not said_oom:
                     print(f"{device} out of memory: halving the batch to {batch_size} images and going on",
                           file=sys.stderr)
                     said_oom = True
                 continue
-            i += batch_size
+            i = j
+    if device.type != "cpu":
+        out[...] = result.cpu().numpy()
     return out
 
 
@@ -70,19 +130,20 @@ def predict_proba(model, images, batch_size=None, device="auto", dtype=torch.flo
     """Probabilities ``(N, 784) uint8 or float -> (N, 10)`` NumPy array of ``dtype``.
 
     ``model`` is a :class:`~nn_torch.network.MnistNet`; it is copied, not changed, when it
-    sits on another device or dtype. ``batch_size=None`` runs all N at once.
+    sits on another device or dtype. ``batch_size`` and ``images`` as in :func:`predict_labels`.
     """
     out = np.empty((len(images), model.fc3.out_features), dtype=np.float64 if dtype == torch.float64 else np.float32)
-    return _evaluate(model, images, batch_size, device, dtype, out, lambda y: y)
+    return _evaluate(model, images, batch_size, device, dtype, out, probabilities=True)
 
 
 def predict_labels(model, images, batch_size=None, device="auto", dtype=torch.float32):
     """Batched argmax predictions ``(N, 784) uint8 or float -> (N,) int64``, as :func:`nn_numpy.predict_labels`.
 
     uint8 batches are sent to ``device`` as uint8 and normalised there, so host memory
-    stays at the uint8 dataset. Runs under ``torch.inference_mode()`` and
-    :func:`~nn_torch.device.full_precision`. A CUDA out-of-memory error halves the
+    stays at the uint8 dataset; a tensor already on ``device`` is evaluated where it is.
+    ``batch_size=None`` means chunks of :data:`CPU_CHUNK` on CPU and all N at once on a GPU.
+    Runs under ``torch.inference_mode()`` and :func:`~nn_torch.device.full_precision`. A CUDA out-of-memory error halves the
     batch and goes on, saying so once on stderr.
     """
     out = np.empty(len(images), dtype=np.int64)
-    return _evaluate(model, images, batch_size, device, dtype, out, lambda y: y.argmax(dim=-1))
+    return _evaluate(model, images, batch_size, device, dtype, out, probabilities=False)
