@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from nn_numpy.errors import DataNotFoundError, UnsafePickleError, WeightsError
@@ -445,22 +445,21 @@ FRAGMENTS = [b"\x80\x02", b"\x80\x05", b"(", b"t", b"\x85", b"\x86", b"\x87", b"
 def check_only_documented_errors(data, marker):
     try:
         arrays = safe_load_pickle(data)
-    except WeightsError:  # UnsafePickleError included
-        pass
+    except WeightsError as err:  # UnsafePickleError included
+        event(type(err).__name__)
     else:
+        event("returned arrays")
         assert all(isinstance(k, str) and isinstance(a, np.ndarray) and not a.dtype.hasobject for k, a in arrays.items())
         with pytest.raises(WeightsError):
             validate_weights(arrays)
     assert not marker.exists()
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=300))
 def test_arbitrary_bytes_give_only_documented_errors(fuzz_marker, data):
     check_only_documented_errors(data, fuzz_marker)
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_mutated_pickles_give_only_documented_errors(fuzz_marker, fuzz_seeds, data):
     seed = data.draw(st.sampled_from(fuzz_seeds))
@@ -469,7 +468,6 @@ def test_mutated_pickles_give_only_documented_errors(fuzz_marker, fuzz_seeds, da
                                  fuzz_marker)
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join))
 def test_opcode_soup_gives_only_documented_errors(fuzz_marker, data):
     check_only_documented_errors(data + b".", fuzz_marker)
