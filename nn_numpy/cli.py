@@ -6,6 +6,7 @@ Never imports torch: ``scripts/evaluate.py --backend numpy`` must not pay for it
 
 import argparse
 import sys
+import warnings
 
 from .errors import NNError
 
@@ -35,7 +36,8 @@ def load_inputs(args):
 
     ``source`` says where the images came from and whether their hash was checked.
     """
-    from .mnist import load_idx_dataset, load_mnist_test
+    from .download import hand_placed_mnist_files
+    from .mnist import SPLITS, load_idx_dataset, load_mnist_test
     from .weights import load_weights
 
     if (args.images is None) != (args.labels is None):
@@ -46,15 +48,28 @@ def load_inputs(args):
         source = f"{args.images} (hash unknown: structure checked only)"
     else:
         images, labels = load_mnist_test(normalize=False, data_dir=args.data_dir)
-        source = "MNIST test set (SHA-256 verified)"
+        raw = hand_placed_mnist_files(SPLITS["test"], args.data_dir)
+        source = (f"MNIST test set from {' and '.join(map(str, raw))} (hash unknown: structure checked only)"
+                  if raw else "MNIST test set (SHA-256 verified)")
     return weights, images, labels, source
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def run_main(main, argv=None):
-    """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2."""
+    """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2.
+
+    Warnings (e.g. float64 weights converted) are one ``warning: ...`` line too; ``--debug``
+    keeps Python's own two-line form, with the file and line that warned, and tracebacks.
+    """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        code = main(argv)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _one_line_warning
+            code = main(argv)
     except (NNError, OSError, ValueError) as err:
         if debug:
             raise

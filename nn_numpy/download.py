@@ -70,6 +70,16 @@ def fetch_mnist_file(name, data_dir=None):
     return _download(path, urls, MNIST_FILES[name], advice)
 
 
+def hand_placed_mnist_files(names, data_dir=None):
+    """Paths of the uncompressed files :func:`fetch_mnist_file` resolved ``names`` to, by hand; no hashing.
+
+    Call it after fetching: a ``.gz`` still absent then means its hand-placed raw file was used.
+    """
+    folder = resolve_data_dir(data_dir) / "mnist"
+    return [folder / name[:-3] for name in names
+            if not (folder / name).is_file() and (folder / name[:-3]).is_file()]
+
+
 def fetch_weights(data_dir=None):
     """Path of the book's verified ``<data_dir>/sample_weight.pkl``, downloaded from ``$NN_WEIGHTS_URL``
     (default :data:`WEIGHTS_URL`) if absent."""

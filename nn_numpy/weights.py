@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataNotFoundError, UnsafePickleError, WeightsError
+from .errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
 from .network import LAYER_NAMES, MNIST_SHAPES
 
 # np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
@@ -283,7 +283,10 @@ def load_npz(path):
 
 
 def save_npz(weights, path):
-    """Validate ``weights`` and write them to ``path`` as ``.npz``, atomically: the old file or the new, never half."""
+    """Validate ``weights`` and write them to ``path`` as ``.npz``, atomically: the old file or the new, never half.
+
+    A write that fails (no such folder, disk full, no permission) is an :class:`NNError` naming ``path``.
+    """
     weights = validate_weights(weights, source=f"weights to save to {path}")
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
@@ -293,6 +296,9 @@ def save_npz(weights, path):
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):  # its message would name our temporary file, not the user's
+            reason = f"folder {path.parent} does not exist" if not path.parent.is_dir() else err.strerror or err
+            raise NNError(f"cannot save weights to {path}: {reason}") from err
         raise

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from nn_numpy.errors import DataNotFoundError, UnsafePickleError, WeightsError
+from nn_numpy.errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
 from nn_numpy.network import LAYER_NAMES, MNIST_SHAPES
 from nn_numpy.weights import load_npz, load_weights, safe_load_pickle, save_npz, validate_weights
 
@@ -150,9 +150,17 @@ def test_save_npz_interrupted_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(NNError, match=re.escape(f"cannot save weights to {path}: No space left on device")):
         save_npz(make_weights(), path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["w.npz"]
+
+
+def test_save_npz_into_a_missing_folder_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "nowhere" / "w.npz"
+    with pytest.raises(NNError) as err:
+        save_npz(make_weights(), path)
+    assert str(err.value) == f"cannot save weights to {path}: folder {path.parent} does not exist"
+    assert os.listdir(tmp_path) == []
 
 
 def test_npz_with_object_array_refused_without_running_it(tmp_path):
