@@ -60,9 +60,9 @@ def _logits_into(params, x, a1, a2, a3):
 def predict_labels(network, images, batch_size=None, dtype=np.float32):
     """Batched argmax predictions: ``(N, 784) uint8 or float -> (N,) int64``.
 
-    uint8 images are normalised chunk by chunk into one reused buffer, bit for bit as
-    :func:`normalize`, so memory stays at the uint8 dataset plus one chunk; float images
-    run in their own dtype. ``batch_size`` images go through at a time; ``None`` picks
+    uint8 images are cast chunk by chunk into one reused buffer, with the 1/255 of
+    :func:`normalize` folded into ``W1``, so memory stays at the uint8 dataset plus one
+    chunk; float images run in their own dtype. ``batch_size`` images go through at a time; ``None`` picks
     a cache-sized chunk. Labels are the argmax of the logits: softmax is monotonic, so
     ``argmax(softmax(a3)) == argmax(a3)`` (unless two probabilities round to the same
     float, which needs a top-2 margin below 1e-7; MNIST's smallest is 1.2e-3).
@@ -81,6 +81,10 @@ def predict_labels(network, images, batch_size=None, dtype=np.float32):
     n = len(images)
     chunk = max(min(batch_size or CHUNK, n), 1)
     params = [np.asarray(network[k], dtype=work) for k in LAYER_NAMES]
+    if images.dtype == np.uint8:
+        # (x / 255) @ W1 == x @ (W1 / 255): 39,200 divides once instead of 784 per image,
+        # and the pixels need only a cast (half the time of a cast and divide)
+        params[0] = params[0] / work.type(255)
     x = np.empty((chunk, n_in), work) if images.dtype == np.uint8 else None
     a1, a2, a3 = (np.empty((chunk, W.shape[1]), work) for W in params[::2])
     out = np.empty(n, dtype=np.int64)
@@ -89,7 +93,8 @@ def predict_labels(network, images, batch_size=None, dtype=np.float32):
             batch = images[i:i + chunk]
             m = len(batch)
             if x is not None:
-                batch = np.divide(batch, work.type(255), out=x[:m])
+                np.copyto(x[:m], batch)
+                batch = x[:m]
             np.argmax(_logits_into(params, batch, a1[:m], a2[:m], a3[:m]), axis=1, out=out[i:i + m])
     return out
 
