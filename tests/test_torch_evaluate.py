@@ -6,6 +6,7 @@ import torch
 
 import nn_numpy
 import nn_torch
+import nn_torch.evaluate
 from nn_numpy.errors import DeviceError, InputShapeError
 from nn_torch import MnistNet, predict_labels, predict_proba
 
@@ -90,6 +91,20 @@ def test_out_of_memory_halves_the_batch_says_so_once_and_goes_on(weights, test_i
     assert np.array_equal(labels, nn_numpy.predict_labels(weights, test_images[:3000]))
     err = capsys.readouterr().err.splitlines()
     assert err == ["cpu out of memory: halving the batch to 1500 images and going on"]
+
+
+def test_out_of_memory_in_the_fused_path_halves_too(weights, test_images, monkeypatch, capsys):
+    """A plain MnistNet takes the fused path, not model.forward: make that path run out of memory."""
+    logits_into = nn_torch.evaluate._logits_into
+
+    def small_memory(params, x, *buffers):
+        if len(x) > 700:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: tried a batch of {len(x)}")
+        return logits_into(params, x, *buffers)
+    monkeypatch.setattr(nn_torch.evaluate, "_logits_into", small_memory)
+    labels = predict_labels(MnistNet.from_numpy(weights), test_images[:3000], batch_size=3000, device="cpu")
+    assert np.array_equal(labels, nn_numpy.predict_labels(weights, test_images[:3000]))
+    assert capsys.readouterr().err.splitlines() == ["cpu out of memory: halving the batch to 1500 images and going on"]
 
 
 def test_out_of_memory_on_one_image_is_a_device_error(weights):
