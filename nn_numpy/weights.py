@@ -175,8 +175,11 @@ def safe_load_pickle(file_or_bytes, source="pickle"):
     """
     data = bytes(file_or_bytes) if isinstance(file_or_bytes, (bytes, bytearray, memoryview)) else file_or_bytes.read()
     try:
-        _check_opcodes(data)
-        obj = RestrictedUnpickler(io.BytesIO(data)).load()
+        with warnings.catch_warnings():
+            # CPython only warns on a STRING opcode with a bad escape; refuse it like any other bad byte
+            warnings.simplefilter("error", DeprecationWarning)
+            _check_opcodes(data)
+            obj = RestrictedUnpickler(io.BytesIO(data)).load()
     except WeightsError as err:
         raise type(err)(f"{source}: {err}") from None
     except Exception as err:  # truncated or garbage bytes raise anything from EOFError to UnicodeDecodeError

@@ -403,6 +403,16 @@ def test_forged_sizes_refused_before_allocating(data):
         safe_load_pickle(data)
 
 
+def test_a_bad_string_escape_is_refused_without_a_warning():
+    # Found by the fuzzing campaign (docs/robustness.md): pickletools and CPython only warn on it.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsError, match=re.escape("pickle: not a pickle of NumPy arrays (DeprecationWarning: "
+                                                         "invalid escape sequence '\\E')")):
+            safe_load_pickle(b"S'\\E'\n.")
+    assert caught == []
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_persistent_ids_refused(protocol):
     class Persisting(pickle.Pickler):
