@@ -5,10 +5,12 @@ import numpy as np
 from .errors import InputShapeError
 from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
 
-# Images per chunk when no batch size is given: the float32 pixels of a chunk (3 MB) and its
-# activations stay in L2/L3 from normalising to argmax. 512 to 4096 measured within noise
-# of each other on a 2-core EPYC; 10,000 at once was ~20% slower (docs/benchmarks.md).
-CHUNK = 1024
+# Images per chunk when no batch size is given: memory stays at one chunk's buffers (60 MB),
+# whatever N. Not smaller: on 2 cores shared with other jobs, every BLAS call waits about a
+# scheduler tick for its second thread, so 1,024-image chunks ran 7x slower than one chunk of
+# 10,000, while on a quiet machine sizes from 1,024 to 10,000 measured within noise
+# (docs/benchmarks.md).
+CHUNK = 16384
 
 
 def normalize(images, dtype=np.float32):

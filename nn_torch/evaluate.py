@@ -41,10 +41,11 @@ def _check_images(images, n_features):
     return images
 
 
-# Images per chunk of the fused path on CPU when no batch size is given: the chunk's float32
-# pixels (3 MB) and activations stay in cache from normalising to argmax (docs/benchmarks.md).
-# Otherwise None means all N at once, halved on out-of-memory.
-CPU_CHUNK = 1024
+# Images per chunk on CPU when no batch size is given: memory stays at one chunk's buffers
+# (60 MB), whatever N. Not smaller: each parallel op waits about a scheduler tick for its
+# second thread when other jobs share the cores (docs/benchmarks.md). On a GPU, None means
+# all N at once, halved on out-of-memory.
+CPU_CHUNK = 16384
 
 
 def _fused(model):
@@ -80,7 +81,7 @@ def _evaluate(model, images, batch_size, device, dtype, out, probabilities):
     device = resolve_device(device)
     check_dtype(device, dtype)
     fused = _fused(model)
-    batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)
+    batch_size = max(min(batch_size or (CPU_CHUNK if device.type == "cpu" else n), n), 1)
     if fused:
         params = [p.detach().to(device, dtype) for fc in (model.fc1, model.fc2, model.fc3)
                   for p in (fc.weight, fc.bias)]
