@@ -5,12 +5,12 @@ import numpy as np
 from .errors import InputShapeError
 from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
 
-# Images per chunk when no batch size is given: memory stays at one chunk's buffers (60 MB),
-# whatever N. Not smaller: on 2 cores shared with other jobs, every BLAS call waits about a
-# scheduler tick for its second thread, so 1,024-image chunks ran 7x slower than one chunk of
-# 10,000, while on a quiet machine sizes from 1,024 to 10,000 measured within noise
-# (docs/benchmarks.md).
-CHUNK = 16384
+# Images per chunk when no batch size is given: a chunk's float32 pixels (6 MB) and activations
+# stay in cache from the cast to argmax, and memory stays at one chunk whatever N. Measured on a
+# quiet 2-core EPYC: 1,024-2,048 took 0.8x the time of one 10,000 chunk. With another job on the
+# second core each BLAS call waits a scheduler tick for its thread, and small chunks lose
+# (docs/benchmarks.md): pass batch_size=len(images) there.
+CHUNK = 2048
 
 
 def normalize(images, dtype=np.float32):

@@ -41,11 +41,12 @@ def _check_images(images, n_features):
     return images
 
 
-# Images per chunk on CPU when no batch size is given: memory stays at one chunk's buffers
-# (60 MB), whatever N. Not smaller: each parallel op waits about a scheduler tick for its
-# second thread when other jobs share the cores (docs/benchmarks.md). On a GPU, None means
-# all N at once, halved on out-of-memory.
-CPU_CHUNK = 16384
+# Images per chunk on CPU when no batch size is given: the chunk's float32 pixels (6 MB) and
+# activations stay in cache from normalising to argmax, and memory stays at one chunk whatever N
+# (0.7x the time of one 10,000 chunk on a quiet 2-core EPYC; on shared cores see
+# docs/benchmarks.md). On a GPU, or for a model with its own forward, None means all N at
+# once, halved on out-of-memory.
+CPU_CHUNK = 2048
 
 
 def _fused(model):
@@ -81,7 +82,7 @@ def _evaluate(model, images, batch_size, device, dtype, out, probabilities):
     device = resolve_device(device)
     check_dtype(device, dtype)
     fused = _fused(model)
-    batch_size = max(min(batch_size or (CPU_CHUNK if device.type == "cpu" else n), n), 1)
+    batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)
     if fused:
         params = [p.detach().to(device, dtype) for fc in (model.fc1, model.fc2, model.fc3)
                   for p in (fc.weight, fc.bias)]
@@ -142,7 +143,8 @@ def predict_labels(model, images, batch_size=None, device="auto", dtype=torch.fl
 
     uint8 batches are sent to ``device`` as uint8 and normalised there, so host memory
     stays at the uint8 dataset; a tensor already on ``device`` is evaluated where it is.
-    ``batch_size=None`` means chunks of :data:`CPU_CHUNK` on CPU and all N at once on a GPU.
+    ``batch_size=None`` means chunks of :data:`CPU_CHUNK` on CPU and all N at once on a GPU
+    (or for a subclass with its own forward, which runs unfused).
     Runs under ``torch.inference_mode()`` and :func:`~nn_torch.device.full_precision`. A CUDA out-of-memory error halves the
     batch and goes on, saying so once on stderr.
     """
