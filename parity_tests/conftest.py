@@ -1,5 +1,5 @@
-"""Shared, session-scoped data for the parity suite: the book's weights and MNIST's test set
-from $NN_DATA_DIR, and every intermediate of both sides computed once per dtype and device."""
+"""Shared, session-scoped data for the parity suite (the weights and test set come from the
+root conftest.py): the devices, and every intermediate of both sides computed once per dtype and device."""
 
 import numpy as np
 import pytest
@@ -19,19 +19,6 @@ DEVICES = [
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
-
-
-@pytest.fixture(scope="session")
-def weights():
-    from nn_numpy.weights import load_weights
-    return load_weights()
-
-
-@pytest.fixture(scope="session")
-def test_set():
-    """``(images (10000, 784) uint8, labels (10000,))``"""
-    from nn_numpy.mnist import load_mnist_test
-    return load_mnist_test(normalize=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,6 @@
-"""Real data for the unit tests: the MNIST test set and the book's weights from $NN_DATA_DIR."""
+"""The test set split into images and labels (``weights`` and ``test_set`` are in the root conftest.py)."""
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def weights():
-    from nn_numpy.weights import load_weights
-    return load_weights()
-
-
-@pytest.fixture(scope="session")
-def test_set():
-    from nn_numpy.mnist import load_mnist_test
-    return load_mnist_test(normalize=False)
 
 
 @pytest.fixture(scope="session")
