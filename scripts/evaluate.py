@@ -38,26 +38,29 @@ def run_numpy(weights, images, args):
     from nn_numpy import predict_labels, predict_labels_loop
 
     dtype = np.dtype(args.dtype).type
-    start = time.perf_counter()
     if args.loop:
-        pred = predict_labels_loop(weights, images, dtype=dtype)
+        run = lambda x: predict_labels_loop(weights, x, dtype=dtype)  # noqa: E731
     else:
-        pred = predict_labels(weights, images, batch_size=args.batch_size, dtype=dtype)
+        run = lambda x: predict_labels(weights, x, batch_size=args.batch_size, dtype=dtype)  # noqa: E731
+    run(images[:args.batch_size or 1])  # warm-up, as on the torch side: BLAS threads start on first use
+    start = time.perf_counter()
+    pred = run(images)
     return pred, time.perf_counter() - start, "cpu"
 
 
 def run_torch(weights, images, args):
     import torch
 
-    from nn_torch.device import resolve_device
+    from nn_torch.device import check_dtype, resolve_device
     from nn_torch.evaluate import predict_labels
     from nn_torch.network import MnistNet
 
     dtype = getattr(torch, args.dtype)
     device = resolve_device(args.device)
+    check_dtype(device, dtype)
     model = MnistNet.from_numpy(weights, dtype=dtype).to(device)
     batch_size = 1 if args.loop else args.batch_size
-    predict_labels(model, images[:batch_size or len(images)], batch_size=batch_size, device=device, dtype=dtype)  # warm-up
+    predict_labels(model, images[:batch_size or 1], batch_size=batch_size, device=device, dtype=dtype)  # warm-up
     start = time.perf_counter()
     pred = predict_labels(model, images, batch_size=batch_size, device=device, dtype=dtype)
     return pred, time.perf_counter() - start, str(device)
@@ -79,7 +82,7 @@ def main(argv=None):
 
     weights, images, labels, source = load_inputs(args)
     mode = "loop" if args.loop else "batch"
-    batch = 1 if args.loop else (args.batch_size or len(images))
+    batch = 1 if args.loop else args.batch_size  # None: the backend's own cache-sized chunks
     runners = {"numpy": run_numpy, "torch": run_torch}
     results, preds = [], {}
     for name in backends:
@@ -101,7 +104,7 @@ def main(argv=None):
         print(f"{len(images)} images from {source}")
         print(f"{'backend':8} {'device':8} {'dtype':8} {'mode':6} {'batch':>6} {'accuracy':>9} {'time':>10}")
         for r in results:
-            print(f"{r['backend']:8} {r['device']:8} {r['dtype']:8} {r['mode']:6} {r['batch_size']:>6} "
+            print(f"{r['backend']:8} {r['device']:8} {r['dtype']:8} {r['mode']:6} {r['batch_size'] or 'auto':>6} "
                   f"{r['accuracy']:>9.4f} {r['seconds'] * 1e3:>8.1f} ms")
         if parity:
             print("parity: OK, all predictions identical" if parity["ok"] else
