@@ -6,6 +6,7 @@ Never imports torch: ``scripts/evaluate.py --backend numpy`` must not pay for it
 
 import argparse
 import sys
+import traceback
 import warnings
 
 from .errors import NNError
@@ -51,7 +52,15 @@ def load_inputs(args):
         raw = hand_placed_mnist_files(SPLITS["test"], args.data_dir)
         source = (f"MNIST test set from {' and '.join(map(str, raw))} (hash unknown: structure checked only)"
                   if raw else "MNIST test set (SHA-256 verified)")
+    if len(images) == 0:
+        raise NNError(f"{source.split(' (')[0]} holds no images: nothing to evaluate")
     return weights, images, labels, source
+
+
+def _describe(err):
+    if isinstance(err, MemoryError):
+        return f"out of memory ({' '.join(str(err).split()) or 'MemoryError'}): try a smaller --size or --batch-size"
+    return err
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -61,8 +70,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def run_main(main, argv=None):
     """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2.
 
-    Warnings (e.g. float64 weights converted) are one ``warning: ...`` line too; ``--debug``
-    keeps Python's own two-line form, with the file and line that warned, and tracebacks.
+    Warnings (e.g. float64 weights converted) are one ``warning: ...`` line too. ``--debug``
+    keeps Python's own two-line warnings and prints the traceback, still with exit 2.
     """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -70,10 +79,11 @@ def run_main(main, argv=None):
             if not debug:
                 warnings.showwarning = _one_line_warning
             code = main(argv)
-    except (NNError, OSError, ValueError) as err:
+    except (NNError, OSError, ValueError, MemoryError) as err:
         if debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
+            traceback.print_exc()
+        else:
+            print(f"error: {_describe(err)}", file=sys.stderr)
         code = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -71,7 +71,7 @@ def test_every_script_gives_one_line_errors_and_a_traceback_only_with_debug(scri
     missing = str(tmp_path / "missing.pkl")
     assert_one_line_error(run(script, "--weights", missing), f"weights file not found: {missing}")
     debug = run(script, "--weights", missing, "--debug")
-    assert debug.returncode != 0 and "Traceback" in debug.stderr and "DataNotFoundError" in debug.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr and "DataNotFoundError" in debug.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
