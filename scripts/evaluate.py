@@ -17,6 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nn_numpy.cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
+from nn_numpy.errors import NNError  # noqa: E402
 
 
 def parse_args(argv):
@@ -25,14 +26,14 @@ def parse_args(argv):
                    help="auto (default): both if torch is installed, else numpy")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--loop", action="store_true", help="one image at a time, as the book's first script")
-    mode.add_argument("--batch-size", type=positive_int, help="images per batch (default: all at once)")
+    mode.add_argument("--batch-size", type=positive_int, help="images per batch (default: each backend's own cache-sized chunks)")
     p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return add_data_args(p).parse_args(argv)
 
 
-def run_numpy(weights, images, args):
+def run_numpy(weights, images, args, device):
     import numpy as np
 
     from nn_numpy import predict_labels, predict_labels_loop
@@ -45,19 +46,27 @@ def run_numpy(weights, images, args):
     run(images[:args.batch_size or 1])  # warm-up, as on the torch side: BLAS threads start on first use
     start = time.perf_counter()
     pred = run(images)
-    return pred, time.perf_counter() - start, "cpu"
+    return pred, time.perf_counter() - start, device
 
 
-def run_torch(weights, images, args):
+def torch_device(args):
+    """The torch device asked for, checked before any work is done."""
     import torch
 
     from nn_torch.device import check_dtype, resolve_device
+
+    device = resolve_device(args.device)
+    check_dtype(device, getattr(torch, args.dtype))
+    return device
+
+
+def run_torch(weights, images, args, device):
+    import torch
+
     from nn_torch.evaluate import predict_labels
     from nn_torch.network import MnistNet
 
     dtype = getattr(torch, args.dtype)
-    device = resolve_device(args.device)
-    check_dtype(device, dtype)
     model = MnistNet.from_numpy(weights, dtype=dtype).to(device)
     batch_size = 1 if args.loop else args.batch_size
     predict_labels(model, images[:batch_size or 1], batch_size=batch_size, device=device, dtype=dtype)  # warm-up
@@ -78,6 +87,11 @@ def main(argv=None):
     elif "torch" in backends and importlib.util.find_spec("torch") is None:
         raise OSError("--backend torch needs PyTorch: pip install 'dlfs-ch3[torch]'")
 
+    if "torch" in backends:
+        device = torch_device(args)
+    elif args.device != "auto":
+        raise NNError("--device applies to the torch backend; --backend numpy runs on the CPU")
+
     from nn_numpy import accuracy
 
     weights, images, labels, source = load_inputs(args)
@@ -86,9 +100,9 @@ def main(argv=None):
     runners = {"numpy": run_numpy, "torch": run_torch}
     results, preds = [], {}
     for name in backends:
-        pred, seconds, device = runners[name](weights, images, args)
+        pred, seconds, ran_on = runners[name](weights, images, args, "cpu" if name == "numpy" else device)
         preds[name] = pred
-        results.append({"backend": name, "device": device, "dtype": args.dtype, "mode": mode, "batch_size": batch,
+        results.append({"backend": name, "device": ran_on, "dtype": args.dtype, "mode": mode, "batch_size": batch,
                         "accuracy": accuracy(pred, labels), "seconds": seconds})
 
     parity = None

@@ -52,6 +52,7 @@ def test_human_readable_table():
 
 @pytest.mark.parametrize("args, text", [
     (["--batch-size", "0"], "expected a positive integer, got 0"),
+    (["--device", "cuda"], "--device applies to the torch backend"),
     (["--backend", "jax"], "invalid choice: 'jax'"),
     (["--weights", "/nonexistent/w.pkl"], "/nonexistent/w.pkl"),
     (["--images", "x.idx"], "--images and --labels go together"),
@@ -91,3 +92,22 @@ def test_both_backends_side_by_side_agree():
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed (pip install 'dlfs-ch3[torch]')")
 def test_absent_device_is_one_line():
     assert_one_line_error(run("--backend", "torch", "--device", "cuda:99"), "cuda:99")
+
+
+def test_an_empty_dataset_is_refused(tmp_path):
+    images, labels = tmp_path / "empty-images", tmp_path / "empty-labels"
+    images.write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+    labels.write_bytes(bytes([0, 0, 8, 1]) + (0).to_bytes(4, "big"))
+    assert_one_line_error(run("--backend", "numpy", "--images", str(images), "--labels", str(labels)),
+                          "holds no images: nothing to evaluate")
+
+
+def test_out_of_memory_is_one_line_and_exit_2(capsys):
+    from nn_numpy.cli import run_main
+
+    def main(argv):
+        raise MemoryError("Unable to allocate 73.0 TiB")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, [])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: out of memory (Unable to allocate 73.0 TiB): try a smaller --size or --batch-size\n"
