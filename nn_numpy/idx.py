@@ -2,7 +2,8 @@
 
 :func:`read_idx` reads raw or gzipped files and checks everything the header promises.
 Whatever the bytes, the only errors it raises are :class:`DataCorruptedError` (bad
-content) and :class:`DataNotFoundError` (no such file), each naming the file.
+content) and :class:`DataNotFoundError` (no such file, or one that cannot be read: a
+directory, no permission), each naming the file.
 """
 
 import math
@@ -32,6 +33,8 @@ def read_idx(path):
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: no such file") from None
+    except OSError as err:  # a directory, no permission: as nn_numpy.weights reads its files
+        raise DataNotFoundError(f"{path}: cannot read it ({err.strerror or err})") from err
     if data[:2] != GZIP_MAGIC:
         dims, dtype, start = _header(data, path, "file")
         return _array(data, dims, dtype, start, path)

@@ -55,6 +55,22 @@ def test_missing_file_is_data_not_found(tmp_path):
         read_idx(tmp_path / "nowhere.gz")
 
 
+def test_an_unreadable_path_is_one_line_data_not_found_naming_it(tmp_path, monkeypatch):
+    folder = tmp_path / "t10k-images-idx3-ubyte.gz"
+    folder.mkdir()
+    with pytest.raises(DataNotFoundError) as raised:
+        read_idx(folder)
+    assert str(raised.value) == f"{folder}: cannot read it (Is a directory)"
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 000 would not stop root
+    with pytest.raises(DataNotFoundError) as raised:
+        read_idx(IMAGES_GZ)
+    assert str(raised.value) == f"{IMAGES_GZ}: cannot read it (Permission denied)"
+
+
 @pytest.mark.parametrize("code,dtype", [(0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")])
 def test_other_idx_types_decode_big_endian_to_native(tmp_path, code, dtype):
     values = np.array([[-1, 0, 1], [np.iinfo(np.int8).min, np.iinfo(np.int8).max, 7]]).astype(dtype)
