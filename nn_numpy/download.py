@@ -4,7 +4,7 @@ The data directory holds ``mnist/<the four .gz names>`` and ``sample_weight.pkl`
 A file already there is hashed and used without any network access; one that fails
 its hash is moved aside as ``NAME.corrupt-<unix time>`` and fetched again. Downloads
 go through pooch (temporary file, hash check, then rename), so a failed or interrupted
-download leaves nothing behind. Mirrors are tried in order, one stderr line per failure.
+download leaves nothing behind, not even the folders it would have created. Mirrors are tried in order, one stderr line per failure.
 """
 
 import hashlib
@@ -136,6 +136,31 @@ def _move_aside(path):
 
 def _download(path, urls, sha256, advice):
     """Download ``path`` from the first of ``urls`` whose bytes match ``sha256``; each failure is one line."""
+    if path.parent.is_dir() and not is_writable(path.parent):
+        raise DataNotFoundError(f"{path.name} is missing and cannot be saved in {path.parent} (read-only); {advice}")
+    created = _missing_folders(path.parent)  # pooch creates them before it downloads anything
+    try:
+        return _first_good_mirror(path, urls, sha256, advice)
+    except BaseException:  # failed or interrupted: leave no empty folders behind either
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty after all (another process wrote there), or never made
+                pass
+        raise
+
+
+def _missing_folders(folder):
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _first_good_mirror(path, urls, sha256, advice):
+    """Try ``urls`` in order; ``path`` once one gives the ``sha256`` bytes, else DataNotFoundError."""
     import logging
 
     import pooch
@@ -143,8 +168,6 @@ def _download(path, urls, sha256, advice):
     from tqdm import tqdm
 
     pooch.get_logger().setLevel(logging.WARNING)  # our own lines say what happens
-    if path.parent.is_dir() and not is_writable(path.parent):
-        raise DataNotFoundError(f"{path.name} is missing and cannot be saved in {path.parent} (read-only); {advice}")
     for i, url in enumerate(urls):
         # leave=False: pooch closes the bar before it checks the hash, so the outcome is
         # told by one line of ours instead of a bar at 100% for a download that then fails.

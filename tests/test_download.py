@@ -111,13 +111,15 @@ def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, 
 def test_all_mirrors_failing_is_one_error_listing_the_files_and_the_folder(tmp_path, server, monkeypatch, capsys):
     bad = [server.url(b) for b in BEHAVIOURS if b != "good"]
     monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad))
+    (tmp_path / "kept").mkdir()
+    data_dir = tmp_path / "kept" / "new" / "dir"  # pooch would create new/dir/mnist: none may stay
     with pytest.raises(DataNotFoundError) as err:
-        fetch_mnist_file(IMAGES, tmp_path)
+        fetch_mnist_file(IMAGES, data_dir)
     message = str(err.value)
-    assert all(name in message for name in MNIST_FILES) and str(tmp_path / "mnist") in message
+    assert all(name in message for name in MNIST_FILES) and str(data_dir / "mnist") in message
     assert "\n" not in message
     assert len(failures(capsys.readouterr().err)) == len(bad)
-    assert listing(tmp_path / "mnist") == []
+    assert listing(tmp_path) == ["kept"] and listing(tmp_path / "kept") == []
 
 
 def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
@@ -131,7 +133,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
     with pytest.raises(KeyboardInterrupt):
         fetch_mnist_file(IMAGES, tmp_path)
-    assert listing(tmp_path / "mnist") == []
+    assert listing(tmp_path) == []  # not even the mnist/ folder pooch made for it
 
 
 def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path):
