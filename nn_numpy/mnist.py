@@ -22,7 +22,7 @@ from .idx import read_idx
 SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 # What each verified file decodes to: a cache of any other shape is not trusted.
-MNIST_SHAPES = {"train-images-idx3-ubyte.gz": (60000, 28, 28), "train-labels-idx1-ubyte.gz": (60000,),
+DECODED_SHAPES = {"train-images-idx3-ubyte.gz": (60000, 28, 28), "train-labels-idx1-ubyte.gz": (60000,),
                 "t10k-images-idx3-ubyte.gz": (10000, 28, 28), "t10k-labels-idx1-ubyte.gz": (10000,)}
 
 
@@ -71,7 +71,7 @@ def _decode_cached(path):
     cache = path.with_name(f"{path.name[:-3]}.{MNIST_FILES[path.name][:16]}.npy")
     try:
         array = np.load(cache, allow_pickle=False)
-        if array.dtype == np.uint8 and array.shape == MNIST_SHAPES[path.name]:
+        if array.dtype == np.uint8 and array.shape == DECODED_SHAPES[path.name]:
             return array
     except Exception:  # absent, truncated, not a .npy...: any unreadable cache means decoding the source
         pass

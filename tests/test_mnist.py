@@ -174,7 +174,7 @@ def test_load_mnist_returns_train_then_test(data_dir, monkeypatch):
     for split_name, test_name in zip(mnist.SPLITS["train"], mnist.SPLITS["test"]):
         shutil.copyfile(data_dir / "mnist" / test_name, data_dir / "mnist" / split_name)
         monkeypatch.setitem(MNIST_FILES, split_name, MNIST_FILES[test_name])
-        monkeypatch.setitem(mnist.MNIST_SHAPES, split_name, mnist.MNIST_SHAPES[test_name])
+        monkeypatch.setitem(mnist.DECODED_SHAPES, split_name, mnist.DECODED_SHAPES[test_name])
     (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, one_hot_label=True, data_dir=data_dir)
     x, t = load_mnist_test(normalize=False, one_hot_label=True, data_dir=data_dir)
     for got, want in ((x_train, x), (t_train, t), (x_test, x), (t_test, t)):
