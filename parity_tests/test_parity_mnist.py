@@ -9,14 +9,13 @@ import torch
 
 import nn_numpy
 import nn_torch
+from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 from parity_check import REFERENCE_BOUND, TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
-LAYERS = ("a1", "z1", "a2", "z2", "a3", "y")
-BOOK_ACCURACY = 0.9352
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_intermediate_matches(dtype, layer, device, numpy_layers, torch_layers):
     assert_parity(f"{layer} ({dtype}, {device})", numpy_layers(dtype)[layer], torch_layers(dtype, device)[layer],
@@ -44,13 +43,13 @@ def test_predict_labels_matches_numpy(dtype, batch_size, device, weights, test_s
     assert nn_numpy.accuracy(ours, test_set[1]) == BOOK_ACCURACY
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 def test_numpy_float32_within_bound_of_float64_reference(layer, numpy_layers):
     assert_parity(f"numpy float32 {layer} vs float64 reference", numpy_layers("float64")[layer],
                   numpy_layers("float32")[layer].astype(np.float64), **REFERENCE_BOUND)
 
 
-@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 def test_torch_float32_within_bound_of_float64_reference(layer, device, numpy_layers, torch_layers):
     assert_parity(f"torch float32 {layer} ({device}) vs float64 reference", numpy_layers("float64")[layer],
                   torch_layers("float32", device)[layer].astype(np.float64), **REFERENCE_BOUND)

@@ -21,8 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from nn_numpy.cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
-
-LAYERS = ("a1", "z1", "a2", "z2", "a3", "y")
+from nn_numpy.network import LAYER_OUTPUTS  # noqa: E402
 
 
 def parse_args(argv):
@@ -55,7 +54,7 @@ def run_both(weights, images, device, dtype, batch_size):
 
     np_dtype, torch_dtype = np.dtype(dtype).type, getattr(torch, dtype)
     model = MnistNet.from_numpy(weights, torch_dtype).to(device)
-    ref, ours = {k: [] for k in LAYERS}, {k: [] for k in LAYERS}
+    ref, ours = {k: [] for k in LAYER_OUTPUTS}, {k: [] for k in LAYER_OUTPUTS}
     with torch.inference_mode(), full_precision():
         for i in range(0, len(images), batch_size):
             batch = images[i:i + batch_size]
@@ -86,7 +85,7 @@ def main(argv=None):
         raise InputShapeError(f"{source}: no images to compare")
     ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or max(len(images), 1))
     tol = TOLERANCE[args.dtype]
-    layers = {k: differences(ref[k], ours[k], **tol) for k in LAYERS}
+    layers = {k: differences(ref[k], ours[k], **tol) for k in LAYER_OUTPUTS}
     pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
     mismatched = int((pred_np != pred_torch).sum())
     margin_np, image_np = top2_margin(ref["y"])

@@ -5,6 +5,7 @@ import pytest
 
 from nn_numpy import (InputShapeError, accuracy, forward, forward_layers, init_network, normalize, predict,
                       predict_labels, predict_labels_loop)
+from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 
 
 def test_toy_network_gives_the_chapters_output():
@@ -49,9 +50,15 @@ def test_normalize_matches_the_books_division(test_images):
     np.testing.assert_array_equal(x, test_images.astype(np.float32) / 255.0)
 
 
+def test_forward_layers_gives_layer_outputs_in_order(weights, test_images):
+    layers = forward_layers(weights, normalize(test_images[:3]))
+    assert tuple(layers) == LAYER_OUTPUTS
+    assert [layers[k].shape for k in LAYER_OUTPUTS] == [(3, 50), (3, 50), (3, 100), (3, 100), (3, 10), (3, 10)]
+
+
 def test_accuracy_is_the_books_figure_both_ways(weights, test_images, test_labels):
     batched = predict_labels(weights, test_images, batch_size=100)
-    assert accuracy(batched, test_labels) == 0.9352
+    assert accuracy(batched, test_labels) == BOOK_ACCURACY
     np.testing.assert_array_equal(predict_labels_loop(weights, test_images), batched)
     np.testing.assert_array_equal(predict_labels(weights, test_images), batched)
     np.testing.assert_array_equal(predict_labels(weights, normalize(test_images), batch_size=333), batched)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from nn_numpy.cli import run_main
+from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "parity_report.py"
-LAYERS = ["a1", "z1", "a2", "z2", "a3", "y"]
 
 
 def run(*args):
@@ -36,10 +36,10 @@ def test_json_is_one_object_with_per_layer_figures():
     assert report["ok"] is True and report["mismatched_predictions"] == 0
     assert (report["device"], report["dtype"], report["images"]) == ("cpu", "float32", 10000)
     assert report["matmul_precision"] == "highest (TF32 off)"
-    assert list(report["layers"]) == LAYERS
+    assert list(report["layers"]) == list(LAYER_OUTPUTS)
     for figures in report["layers"].values():
         assert figures["mismatched"] == 0 and 0 < figures["max_abs"] <= report["tolerance"]["atol"] * 2
-    assert report["accuracy"] == {"numpy": 0.9352, "torch": 0.9352}
+    assert report["accuracy"] == {"numpy": BOOK_ACCURACY, "torch": BOOK_ACCURACY}
     assert 0 < report["min_top2_margin"]["numpy"] < 0.01
 
 
@@ -48,7 +48,7 @@ def test_float64_batched_table(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "dtype float64" in out and "parity: OK, all 10000 predictions identical" in out
-    assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYERS] == LAYERS
+    assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYER_OUTPUTS] == list(LAYER_OUTPUTS)
 
 
 def test_a_parity_failure_exits_1(monkeypatch, capsys):
