@@ -12,6 +12,7 @@ test set, the only split at hand: the steps show the gradients agree, they do no
 Exit codes: 0 the weights still match, 1 they diverged beyond the tolerance, 2 bad input.
 """
 
+import argparse
 import os
 import sys
 
@@ -31,10 +32,21 @@ def parse_args(argv):
     p.add_argument("--steps", type=positive_int, default=5, help="SGD steps (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per mini-batch (default 100)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1, the book's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the mini-batch draw (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mini-batch draw (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
     return add_data_args(p).parse_args(argv)
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (NumPy's seeds); argparse names the option in the error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
 
 
 def main(argv=None):

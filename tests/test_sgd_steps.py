@@ -48,6 +48,8 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1():
     (["--batch-size", "10001"], "--batch-size 10001 is larger than the 10000 images"),
     (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
     (["--steps", "0"], "expected a positive integer, got 0"),
+    (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
     (["--device", "nonsense"], "unknown device 'nonsense'"),
 ])
 def test_bad_options_are_one_line_errors(args, message):
