@@ -5,7 +5,8 @@
     python scripts/figures.py --out /tmp/figs
 
 Headless (matplotlib's Agg backend): needs the plot and torch extras. Each PNG is written
-to a temporary name and renamed, so an interrupted run leaves no half-written file.
+to a temporary name, deleted if the write fails or is interrupted, and renamed once whole:
+an interrupted run leaves no half-written or temporary file.
 """
 
 import os
@@ -161,9 +162,16 @@ def main(argv=None):
         fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
         draw[name](fig)
         path = os.path.join(out, name)
-        fig.savefig(path + ".tmp", format="png", dpi=DPI)
-        plt.close(fig)
-        os.replace(path + ".tmp", path)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            fig.savefig(tmp, format="png", dpi=DPI)
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C or a full disk mid-write: no stray temporary file
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        finally:
+            plt.close(fig)
     print(f"wrote {len(FIGURES)} figures to {out}")
     return EXIT_OK
 

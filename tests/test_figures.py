@@ -71,6 +71,29 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     assert blocker.read_text() == "not a folder"
 
 
+def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    real_savefig, saved = Figure.savefig, []
+
+    def interrupt_the_second(self, fname, **kwargs):
+        if saved:
+            with open(fname, "wb") as f:
+                f.write(PNG_SIGNATURE)  # half a PNG, then Ctrl-C
+            raise KeyboardInterrupt
+        saved.append(fname)
+        real_savefig(self, fname, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", interrupt_the_second)
+    figures = load_script()
+    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as done:
+        figures.run_main(figures.main, ["--out", str(tmp_path)])
+    assert done.value.code == 130
+    first = next(iter(figures.FIGURES))
+    assert os.listdir(tmp_path) == [first]
+    assert png_size((tmp_path / first).read_bytes()) == tuple(round(s * figures.DPI) for s in figures.FIGURES[first])
+
+
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
     code = ("import sys, runpy; sys.modules['matplotlib'] = None; "
             f"sys.argv = ['figures.py', '--out', {str(tmp_path)!r}]; "
