@@ -9,7 +9,8 @@ Each variant runs once to warm up, then ``--repeats`` times (the book's loop at 
 the table gives the median and the interquartile range. Every variant's predictions must
 equal the reference's (nn_numpy.forward_layers), and the reference must score the book's
 0.9352 on the test set, or the script exits 1. Exit codes: 0 ok, 1 wrong predictions,
-2 bad input or environment.
+2 bad input or environment (checked before the run where it can be: the --json folder,
+memory for --size, at least one variant able to run).
 """
 
 import argparse
@@ -26,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from nn_numpy.cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
+from nn_numpy.download import is_writable  # noqa: E402
+from nn_numpy.errors import NNError  # noqa: E402
 from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
 
 VARIANTS = ("book_loop", "book_batch100", "numpy_plain", "project_numpy", "project_torch_cpu", "torch_cuda",
@@ -99,14 +102,14 @@ def onnx_model(weights):
 
 
 def build_variants(names, weights, images):
-    """``{name: (run () -> (N,) int64 labels, sync () -> None)}`` for the names whose engine is present.
+    """``({name: (run () -> (N,) int64 labels, sync () -> None)}, [why each left-out name is])``.
 
-    Says on stderr which asked-for variants are left out and why. Setup (float copies,
-    models, sessions, data on the GPU) happens here, outside the timings.
+    A name is left out when its engine is absent. Setup (float copies, models, sessions,
+    data on the GPU) happens here, outside the timings.
     """
     import nn_numpy
 
-    runs, floats = {}, None
+    runs, left_out, floats = {}, [], None
     if any(n in NEEDS_FLOAT_COPY for n in names):
         floats = nn_numpy.normalize(images)
     if "book_loop" in names:
@@ -120,7 +123,7 @@ def build_variants(names, weights, images):
         runs["project_numpy"] = lambda: nn_numpy.predict_labels(weights, images)
     torch_names = [n for n in names if n.startswith(("project_torch", "torch_"))]
     if torch_names and importlib.util.find_spec("torch") is None:
-        print(f"left out {', '.join(torch_names)}: torch is not installed", file=sys.stderr)
+        left_out.append(f"{', '.join(torch_names)}: torch is not installed")
     elif torch_names:
         import torch
 
@@ -131,7 +134,7 @@ def build_variants(names, weights, images):
             runs["project_torch_cpu"] = lambda: nn_torch.predict_labels(model, images, device="cpu")
         cuda = [n for n in torch_names if n.startswith("torch_cuda")]
         if cuda and not torch.cuda.is_available():
-            print(f"left out {', '.join(cuda)}: CUDA is not available (torch {torch.__version__})", file=sys.stderr)
+            left_out.append(f"{', '.join(cuda)}: CUDA is not available (torch {torch.__version__})")
         elif cuda:
             gpu_model = nn_torch.MnistNet.from_numpy(weights).to("cuda")
             on_gpu = torch.from_numpy(images).to("cuda")
@@ -144,14 +147,65 @@ def build_variants(names, weights, images):
     if "onnxruntime" in names:
         missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
         if missing:
-            print(f"left out onnxruntime: {' and '.join(missing)} not installed "
-                  f"(pip install 'dlfs-ch3[bench]')", file=sys.stderr)
+            left_out.append(f"onnxruntime: {' and '.join(missing)} not installed (pip install 'dlfs-ch3[bench]')")
         else:
             import onnxruntime
 
             session = onnxruntime.InferenceSession(onnx_model(weights), providers=["CPUExecutionProvider"])
             runs["onnxruntime"] = lambda: session.run(None, {"x": images})[0]
-    return {n: r if isinstance(r, tuple) else (r, lambda: None) for n, r in runs.items()}
+    return {n: r if isinstance(r, tuple) else (r, lambda: None) for n, r in runs.items()}, left_out
+
+
+def replicate(a, n):
+    """``(M, ...) -> (n, ...)``: ``a`` repeated cyclically, as np.resize does, but an empty ``a`` is
+    refused: np.resize would fill it with zeros, i.e. invent blank images."""
+    if len(a) == 0:
+        raise NNError("the dataset holds no images: nothing to replicate to --size")
+    return np.resize(a, (n,) + a.shape[1:])
+
+
+def available_memory():
+    """Bytes of memory the OS can still give (Linux MemAvailable, else free pages); None if it cannot say."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no such sysconf name on this OS
+        return None
+
+
+def check_before_run(args):
+    """Refuse, in one line, what would otherwise fail only after minutes of work."""
+    need, available = args.size * 784, available_memory()  # the uint8 images alone; float copies come on top
+    if available is not None and need > available:
+        raise NNError(f"--size {args.size}: its uint8 images alone need {need / 2**30:.1f} GiB, but only "
+                      f"{available / 2**30:.1f} GiB of memory is available")
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json):
+            raise NNError(f"--json {args.json} is a folder: give a file path")
+        if not os.path.isdir(folder):
+            raise NNError(f"cannot write --json {args.json}: folder {folder} does not exist")
+        if not is_writable(folder):
+            raise NNError(f"cannot write --json {args.json}: folder {folder} is not writable")
+
+
+def write_json(path, result):
+    """``json.dump`` to a temporary file beside ``path``, then rename: ``path`` is whole or untouched."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError):  # its message would name the temporary file, not the user's
+            raise NNError(f"cannot write --json {path}: {err.strerror or err}") from err
+        raise
 
 
 def peak_rss_reset():
@@ -227,6 +281,7 @@ def machine():
 
 def main(argv=None):
     args = parse_args(argv)
+    check_before_run(args)
     from nn_numpy import accuracy, forward_layers, normalize
 
     weights, test_images, test_labels, source = load_inputs(args)
@@ -236,9 +291,13 @@ def main(argv=None):
         return EXIT_FAILED
     n = args.size
     # np.resize repeats the set cyclically: uint8 only, the float32 copy is what is being avoided
-    images, labels, expected = (np.resize(a, (n,) + a.shape[1:]) for a in (test_images, test_labels, reference))
+    images, labels, expected = (replicate(a, n) for a in (test_images, test_labels, reference))
     names = args.variants or [v for v in VARIANTS if n <= TEST_SET_SIZE or v not in NEEDS_FLOAT_COPY]
-    runs = build_variants(names, weights, images)
+    runs, left_out = build_variants(names, weights, images)
+    if not runs:
+        raise NNError(f"none of the selected variants can run here: {'; '.join(left_out)}")
+    for line in left_out:
+        print(f"left out {line}", file=sys.stderr)
     peak, library = sgemm_peak("torch" in sys.modules)
     bound_ms = FLOP_PER_IMAGE * n / (peak * 1e9) * 1e3
 
@@ -272,11 +331,9 @@ def main(argv=None):
         print(f"{r['variant']:22} {r['ms_median']:>10.2f} {r['ms_p25']:>7.2f}-{r['ms_p75']:<7.2f} "
               f"{r['images_per_s']:>12.3g} {ratio:>8} {r['ratio_to_bound']:>8.2f} {r['accuracy']:>9.4f} "
               f"{r['peak_rss_mb']:>6.0f} MB")
-    if args.json:  # via a temporary file, so a failed write leaves no half-written JSON
-        with open(f"{args.json}.tmp", "w") as f:
-            json.dump({"size": n, "bound_ms": bound_ms, "sgemm_gflops": peak, "sgemm_library": library,
-                       "dataset_mb": images.nbytes / 2**20, "machine": info, "rows": rows}, f, indent=1)
-        os.replace(f"{args.json}.tmp", args.json)
+    if args.json:
+        write_json(args.json, {"size": n, "bound_ms": bound_ms, "sgemm_gflops": peak, "sgemm_library": library,
+                               "dataset_mb": images.nbytes / 2**20, "machine": info, "rows": rows})
     for line in wrong:
         print(f"FAILED: {line}")
     return EXIT_FAILED if wrong else EXIT_OK

@@ -1,5 +1,6 @@
 """scripts/benchmark.py as a user runs it, on a few images: JSON schema, accuracies, exit codes. No timings checked."""
 
+import importlib.util
 import json
 import math
 import os
@@ -83,3 +84,69 @@ def test_bad_arguments_are_one_line_and_exit_2(args, text):
     proc = run(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert text in proc.stderr.strip().splitlines()[-1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_in_process(script, capsys, *args):
+    """``(exit code, stderr)`` of the script's ``__main__`` path, in this process (so it can be patched)."""
+    with pytest.raises(SystemExit) as done:
+        script.run_main(script.main, list(args))
+    return done.value.code, capsys.readouterr().err
+
+
+def test_no_variant_able_to_run_is_one_line_and_exit_2():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--variants", "torch_cuda,torch_cuda_with_copy", "--size", "100"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.startswith("error: none of the selected variants can run here: torch_cuda, "
+                                  "torch_cuda_with_copy: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_size_beyond_available_memory_is_refused_before_loading_anything():
+    proc = run("--size", "100000000000", "--data-dir", "/nonexistent/dir")  # a data error would come later
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: --size 100000000000: its uint8 images alone need 73015.7 GiB, but only ")
+    assert not os.path.exists("/nonexistent/dir")
+
+
+@pytest.mark.parametrize("where, reason", [("missing/bench.json", "folder {parent} does not exist"),
+                                           ("read-only/bench.json", "folder {parent} is not writable"),
+                                           ("read-only", "is a folder")])
+def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, reason):
+    (tmp_path / "read-only").mkdir(mode=0o555)
+    path = tmp_path / where
+    proc = run("--json", str(path), "--data-dir", "/nonexistent/dir")  # checked before any data is loaded
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert str(path) in proc.stderr and reason.format(parent=path.parent) in proc.stderr, proc.stderr
+    assert ".tmp" not in proc.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["read-only"]
+    assert list((tmp_path / "read-only").iterdir()) == []
+
+
+def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_path, monkeypatch, capsys):
+    script = load_script()
+
+    def disk_full(obj, file, **kwargs):
+        file.write('{"size": ')
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(script.json, "dump", disk_full)
+    path = tmp_path / "bench.json"
+    code, err = run_in_process(script, capsys, "--size", "100", "--repeats", "1", "--variants", "project_numpy",
+                               "--json", str(path))
+    assert code == 2 and err == f"error: cannot write --json {path}: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_dataset_is_refused_not_replicated_into_blank_images(tmp_path, weights, monkeypatch, capsys):
+    script = load_script()
+    empty = np.zeros((0, 784), np.uint8), np.zeros(0, np.uint8)
+    monkeypatch.setattr(script, "load_inputs", lambda args: (weights, *empty, "empty.idx"))
+    code, err = run_in_process(script, capsys, "--images", "empty.idx", "--labels", "empty-labels.idx",
+                               "--size", "100", "--repeats", "1", "--variants", "project_numpy")
+    assert code == 2 and err == "error: the dataset holds no images: nothing to replicate to --size\n"
