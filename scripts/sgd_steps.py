@@ -12,14 +12,13 @@ test set, the only split at hand: the steps show the gradients agree, they do no
 Exit codes: 0 the weights still match, 1 they diverged beyond the tolerance, 2 bad input.
 """
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nn_numpy.cli import (EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs,  # noqa: E402
-                          positive_int, run_main)
+                          non_negative_int, positive_int, run_main)
 
 # Greatest |W_numpy - W_torch| allowed after the steps. Measured after 5 steps (lr 0.1,
 # batch 100, seed 0): 6.0e-8 in float32 (one ulp of the larger weights), 2.2e-16 in float64;
@@ -36,17 +35,6 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
     return add_data_args(p).parse_args(argv)
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0 (NumPy's seeds); argparse names the option in the error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
 
 
 def main(argv=None):
