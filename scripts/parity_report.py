@@ -74,16 +74,13 @@ def main(argv=None):
     import torch
 
     from nn_numpy import accuracy
-    from nn_numpy.errors import InputShapeError
     from nn_torch.device import check_dtype, resolve_device
     from nn_torch.parity import TOLERANCE, differences
 
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
     check_dtype(device, getattr(torch, args.dtype))
     weights, images, labels, source = load_inputs(args)
-    if len(images) == 0:
-        raise InputShapeError(f"{source}: no images to compare")
-    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or max(len(images), 1))
+    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or len(images))
     tol = TOLERANCE[args.dtype]
     layers = {k: differences(ref[k], ours[k], **tol) for k in LAYER_OUTPUTS}
     pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
