@@ -14,6 +14,27 @@ settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_COUNT", 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_configure(config):
+    """Point $NN_DATA_DIR at real data before any test module reads it.
+
+    Unset, it becomes the user's cache folder, where the test files and the book's weights
+    are fetched once (SHA-256 checked); CI and offline users set it to a folder holding them.
+    """
+    if os.environ.get("NN_DATA_DIR"):
+        return
+    from nn_numpy.download import fetch_mnist_file, fetch_weights, resolve_data_dir
+    from nn_numpy.errors import NNError
+    from nn_numpy.mnist import SPLITS
+
+    try:
+        for name in SPLITS["test"]:
+            fetch_mnist_file(name)
+        fetch_weights()
+    except NNError as err:
+        raise pytest.UsageError(f"the tests need MNIST's test set and the book's weights: {err}") from None
+    os.environ["NN_DATA_DIR"] = str(resolve_data_dir())
+
+
 @pytest.fixture(scope="session")
 def weights():
     """The book's weights from $NN_DATA_DIR, through the safe loader."""

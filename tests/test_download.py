@@ -15,7 +15,7 @@ from nn_numpy.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_file, fe
                                sha256_file)
 from nn_numpy.errors import DataCorruptedError, DataNotFoundError
 
-DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 LABELS = "t10k-labels-idx1-ubyte.gz"
 IMAGES = "t10k-images-idx3-ubyte.gz"
 FAILURE = re.compile(r"^mirror (\S+) failed: (.+)$", re.MULTILINE)

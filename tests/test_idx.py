@@ -13,7 +13,7 @@ from hypothesis import event, given, strategies as st
 from nn_numpy.errors import DataCorruptedError, DataNotFoundError
 from nn_numpy.idx import IDX_DTYPES, read_idx
 
-DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "mnist"
+DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
 IMAGES_GZ, LABELS_GZ = DATA / "t10k-images-idx3-ubyte.gz", DATA / "t10k-labels-idx1-ubyte.gz"
 
 

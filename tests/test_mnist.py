@@ -18,7 +18,7 @@ from nn_numpy.errors import DataCorruptedError, DataNotFoundError
 from nn_numpy.idx import read_idx
 from nn_numpy.mnist import load_idx_dataset, load_mnist, load_mnist_test
 
-DATA = Path(os.environ.get("NN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")) / "mnist"
+DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test set, digits 0-9
 

@@ -18,7 +18,7 @@ from nn_numpy.cli import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py"))
-DATA = Path(os.environ.get("NN_DATA_DIR", ROOT.parent / "shared" / "data"))
+DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
 
