@@ -57,10 +57,16 @@ def load_inputs(args):
     return weights, images, labels, source
 
 
+def _is_out_of_memory(err):
+    # torch.cuda.OutOfMemoryError, told by name: this module must not import torch
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+
+
 def _describe(err):
-    if isinstance(err, MemoryError):
-        return f"out of memory ({' '.join(str(err).split()) or 'MemoryError'}): try a smaller --size or --batch-size"
-    return err
+    text = " ".join(str(err).split())  # one line, whatever the message holds
+    if _is_out_of_memory(err):
+        return f"out of memory ({text or type(err).__name__}): try a smaller --size or --batch-size"
+    return text
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -79,7 +85,10 @@ def run_main(main, argv=None):
             if not debug:
                 warnings.showwarning = _one_line_warning
             code = main(argv)
-    except (NNError, OSError, ValueError, MemoryError) as err:
+    except (NNError, OSError, ValueError, MemoryError, RuntimeError) as err:
+        # torch.cuda.OutOfMemoryError is a RuntimeError; any other RuntimeError is a bug: let it show
+        if isinstance(err, RuntimeError) and not isinstance(err, NNError) and not _is_out_of_memory(err):
+            raise
         if debug:
             traceback.print_exc()
         else:

@@ -17,7 +17,7 @@ def normalize(images, dtype=np.float32):
     """uint8 pixels ``(..., 784)`` -> ``dtype`` in [0, 1], as the book's ``load_mnist(normalize=True)``.
 
     Divides by 255 (not multiplies by 1/255) so that every value is the correctly
-    rounded quotient, which torch's ``x.to(float32) / 255`` gives bit for bit.
+    rounded quotient, which ``nn_torch.normalize`` (a division by a 255 tensor) gives bit for bit.
     """
     return np.asarray(images).astype(dtype) / dtype(255)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job: evaluate the chapter's network on the MNIST test set.
 
-    python scripts/evaluate.py                     # both backends side by side, full batch
+    python scripts/evaluate.py                     # both backends side by side, default chunks
     python scripts/evaluate.py --backend numpy --loop
     python scripts/evaluate.py --batch-size 100 --device cuda --json
 

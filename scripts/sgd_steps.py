@@ -48,17 +48,18 @@ def main(argv=None):
 
     from nn_numpy import LAYER_NAMES, accuracy, normalize, predict_labels
     from nn_numpy.backward import loss_and_gradients, sgd_step
-    from nn_torch.device import full_precision, resolve_device
+    from nn_torch.device import check_dtype, full_precision, resolve_device
     from nn_torch.evaluate import predict_labels as torch_predict_labels
     from nn_torch.network import MnistNet
 
+    dtype, torch_dtype = np.dtype(args.dtype).type, getattr(torch, args.dtype)
+    device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
+    check_dtype(device, torch_dtype)
     weights, images, labels, source = load_inputs(args)
     if args.batch_size > len(images):
         raise ValueError(f"--batch-size {args.batch_size} is larger than the {len(images)} images")
     if not np.isfinite(args.lr) or args.lr <= 0:
         raise ValueError(f"--lr must be a positive number, got {args.lr}")
-    dtype, torch_dtype = np.dtype(args.dtype).type, getattr(torch, args.dtype)
-    device = resolve_device(args.device)
     labels = labels.astype(np.int64)
 
     net = {k: weights[k].astype(dtype) for k in LAYER_NAMES}

@@ -111,3 +111,22 @@ def test_out_of_memory_is_one_line_and_exit_2(capsys):
         run_main(main, [])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: out of memory (Unable to allocate 73.0 TiB): try a smaller --size or --batch-size\n"
+
+
+@pytest.mark.parametrize("error, expected", [
+    (RuntimeError("boom"), None),  # a bug, not bad input: the traceback shows
+    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of\nmemory"), "error: out of memory (CUDA out of memory): "),
+    (__import__("nn_numpy").DeviceError("cuda:3 is out of range"), "error: cuda:3 is out of range\n"),
+])
+def test_runtime_errors_are_bugs_except_out_of_memory_and_device_errors(capsys, error, expected):
+    from nn_numpy.cli import run_main
+
+    def main(argv):
+        raise error
+    if expected is None:
+        with pytest.raises(RuntimeError, match="boom"):
+            run_main(main, [])
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, [])
+    assert exit_info.value.code == 2 and capsys.readouterr().err.startswith(expected)
