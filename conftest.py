@@ -3,9 +3,14 @@ every property test: ``ci`` (default) keeps runs short and bounded, ``fuzz`` is 
 (``HYPOTHESIS_PROFILE=fuzz FUZZ_COUNT=100000``; see tests/fuzz.py)."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# The scripts import their shared CLI helpers as `cli`, from their own folder.
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 
 settings.register_profile("ci", max_examples=200, deadline=None)
 # No example database: a campaign's hundreds of thousands of inputs would only bloat .hypothesis/.
@@ -22,9 +27,9 @@ def pytest_configure(config):
     """
     if os.environ.get("NN_DATA_DIR"):
         return
-    from nn_numpy.download import fetch_mnist_file, fetch_weights, resolve_data_dir
-    from nn_numpy.errors import NNError
-    from nn_numpy.mnist import SPLITS
+    from nn_numpy.data.download import fetch_mnist_file, fetch_weights, resolve_data_dir
+    from nn_numpy.data.errors import NNError
+    from nn_numpy.data.mnist import SPLITS
 
     try:
         for name in SPLITS["test"]:
@@ -38,12 +43,12 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def weights():
     """The book's weights from $NN_DATA_DIR, through the safe loader."""
-    from nn_numpy.weights import load_weights
+    from nn_numpy.data.weights import load_weights
     return load_weights()
 
 
 @pytest.fixture(scope="session")
 def test_set():
     """MNIST's test set from $NN_DATA_DIR: ``(images (10000, 784) uint8, labels (10000,))``."""
-    from nn_numpy.mnist import load_mnist_test
+    from nn_numpy.data.mnist import load_mnist_test
     return load_mnist_test(normalize=False)

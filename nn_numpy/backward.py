@@ -17,7 +17,7 @@ Every function keeps the input's float dtype: float32 in, float32 gradients out.
 
 import numpy as np
 
-from .errors import InputShapeError
+from .data.errors import InputShapeError
 from .network import LAYER_NAMES, check_input, forward_layers
 
 

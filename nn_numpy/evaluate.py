@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from .errors import InputShapeError
+from .data.errors import InputShapeError
+from .data.mnist import normalize
 from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
 
 # Images per chunk when no batch size is given: a chunk's float32 pixels (6 MB) and activations
@@ -11,15 +12,6 @@ from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
 # second core each BLAS call waits a scheduler tick for its thread, and small chunks lose
 # (docs/benchmarks.md): pass batch_size=len(images) there.
 CHUNK = 2048
-
-
-def normalize(images, dtype=np.float32):
-    """uint8 pixels ``(..., 784)`` -> ``dtype`` in [0, 1], as the book's ``load_mnist(normalize=True)``.
-
-    Divides by 255 (not multiplies by 1/255) so that every value is the correctly
-    rounded quotient, which ``nn_torch.normalize`` (a division by a 255 tensor) gives bit for bit.
-    """
-    return np.asarray(images).astype(dtype) / dtype(255)
 
 
 def _as_float(batch, dtype):

@@ -7,7 +7,7 @@ for MNIST ``W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (1
 import numpy as np
 
 from .activations import sigmoid, softmax
-from .errors import InputShapeError
+from .data.errors import InputShapeError
 
 LAYER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 MNIST_SHAPES = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}

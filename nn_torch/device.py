@@ -4,7 +4,12 @@ import contextlib
 
 import torch
 
-from nn_numpy.errors import DeviceError
+from nn_numpy.data.errors import NNError
+
+
+class DeviceError(NNError, RuntimeError):
+    """A requested torch device is absent or out of range, or cannot hold the dtype asked for."""
+
 
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 

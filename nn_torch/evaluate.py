@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import torch
 
-from nn_numpy.errors import DeviceError, InputShapeError
+from nn_numpy.data.errors import InputShapeError
 
-from .device import check_dtype, full_precision, resolve_device
+from .device import DeviceError, check_dtype, full_precision, resolve_device
 from .network import MnistNet
 
 

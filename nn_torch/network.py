@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nn_numpy.errors import InputShapeError
-from nn_numpy.weights import load_weights, validate_weights
+from nn_numpy.data.errors import InputShapeError
+from nn_numpy.data.weights import load_weights, validate_weights
 
 from .activations import sigmoid, softmax
 
@@ -62,7 +62,7 @@ class MnistNet(nn.Module):
     def from_numpy(cls, weights, dtype=torch.float32):
         """From the book's dict ``{W1 (784, 50), b1 (50,), ...}``: ``weight = W.T, bias = b``.
 
-        The dict goes through :func:`nn_numpy.weights.validate_weights` first, so a wrong key,
+        The dict goes through :func:`nn_numpy.data.weights.validate_weights` first, so a wrong key,
         shape or value is the same one-line error as on the NumPy side.
         """
         if dtype not in FLOAT_DTYPES:

@@ -22,13 +22,14 @@ import resource
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
 import numpy as np  # noqa: E402
 
-from nn_numpy.cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
-from nn_numpy.download import is_writable  # noqa: E402
-from nn_numpy.errors import NNError  # noqa: E402
+from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
+from nn_numpy.data.download import is_writable  # noqa: E402
+from nn_numpy.data.errors import NNError  # noqa: E402
 from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
 
 VARIANTS = ("book_loop", "book_batch100", "numpy_plain", "project_numpy", "project_torch_cpu", "torch_cuda",

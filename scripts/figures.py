@@ -12,9 +12,10 @@ an interrupted run leaves no half-written or temporary file.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
-from nn_numpy.cli import EXIT_OK, ArgumentParser, add_data_args, load_inputs, run_main  # noqa: E402
+from cli import EXIT_OK, ArgumentParser, add_data_args, load_inputs, run_main  # noqa: E402
 
 DPI = 100
 # File name -> size in inches. Constrained layout keeps the canvas as given (no tight bbox),

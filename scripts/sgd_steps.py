@@ -15,9 +15,10 @@ Exit codes: 0 the weights still match, 1 they diverged beyond the tolerance, 2 b
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
-from nn_numpy.cli import (EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs,  # noqa: E402
+from cli import (EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs,  # noqa: E402
                           non_negative_int, positive_int, run_main)
 
 # Greatest |W_numpy - W_torch| allowed after the steps. Measured after 5 steps (lr 0.1,

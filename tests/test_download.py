@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from mirror_server import BEHAVIOURS, MirrorServer, refused_url
-from nn_numpy import download
-from nn_numpy.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_file, fetch_weights, resolve_data_dir,
+from nn_numpy.data import download
+from nn_numpy.data.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_file, fetch_weights, resolve_data_dir,
                                sha256_file)
-from nn_numpy.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
 
 DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -139,7 +139,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
 def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path):
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / LABELS).write_bytes((DATA / "mnist" / LABELS).read_bytes())
-    code = ("import sys; from nn_numpy.download import fetch_mnist_file; "
+    code = ("import sys; from nn_numpy.data.download import fetch_mnist_file; "
             f"print(fetch_mnist_file({LABELS!r}, {str(tmp_path)!r})); "
             "print(sorted(m for m in ('pooch', 'requests', 'tqdm', 'platformdirs') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

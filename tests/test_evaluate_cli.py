@@ -103,7 +103,7 @@ def test_an_empty_dataset_is_refused(tmp_path):
 
 
 def test_out_of_memory_is_one_line_and_exit_2(capsys):
-    from nn_numpy.cli import run_main
+    from cli import run_main
 
     def main(argv):
         raise MemoryError("Unable to allocate 73.0 TiB")
@@ -116,10 +116,10 @@ def test_out_of_memory_is_one_line_and_exit_2(capsys):
 @pytest.mark.parametrize("error, expected", [
     (RuntimeError("boom"), None),  # a bug, not bad input: the traceback shows
     (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of\nmemory"), "error: out of memory (CUDA out of memory): "),
-    (__import__("nn_numpy").DeviceError("cuda:3 is out of range"), "error: cuda:3 is out of range\n"),
+    (__import__("nn_torch").DeviceError("cuda:3 is out of range"), "error: cuda:3 is out of range\n"),
 ])
 def test_runtime_errors_are_bugs_except_out_of_memory_and_device_errors(capsys, error, expected):
-    from nn_numpy.cli import run_main
+    from cli import run_main
 
     def main(argv):
         raise error

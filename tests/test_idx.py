@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import event, given, strategies as st
 
-from nn_numpy.errors import DataCorruptedError, DataNotFoundError
-from nn_numpy.idx import IDX_DTYPES, read_idx
+from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.data.idx import IDX_DTYPES, read_idx
 
 DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
 IMAGES_GZ, LABELS_GZ = DATA / "t10k-images-idx3-ubyte.gz", DATA / "t10k-labels-idx1-ubyte.gz"

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from mirror_server import refused_url
-from nn_numpy import mnist
-from nn_numpy.download import MNIST_FILES
-from nn_numpy.errors import DataCorruptedError, DataNotFoundError
-from nn_numpy.idx import read_idx
-from nn_numpy.mnist import load_idx_dataset, load_mnist, load_mnist_test
+from nn_numpy.data import mnist
+from nn_numpy.data.download import MNIST_FILES
+from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.data.idx import read_idx
+from nn_numpy.data.mnist import load_idx_dataset, load_mnist, load_mnist_test
 
 DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nn_numpy.cli import run_main
+from cli import run_main
 from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "parity_report.py"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import nn_torch.device as dev
-from nn_numpy.errors import DeviceError
+from nn_torch.device import DeviceError
 from nn_torch import full_precision, matmul_precision, resolve_device
 
 HOLDERS = [h for h in dev._PRECISION_HOLDERS if hasattr(h, "fp32_precision")]

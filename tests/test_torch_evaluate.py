@@ -7,7 +7,8 @@ import torch
 import nn_numpy
 import nn_torch
 import nn_torch.evaluate
-from nn_numpy.errors import DeviceError, InputShapeError
+from nn_numpy.data.errors import InputShapeError
+from nn_torch.device import DeviceError
 from nn_numpy.network import BOOK_ACCURACY
 from nn_torch import MnistNet, predict_labels, predict_proba
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import nn_numpy
-from nn_numpy.errors import InputShapeError, WeightsError
+from nn_numpy.data.errors import InputShapeError, WeightsError
 from nn_torch import MnistNet
 
 

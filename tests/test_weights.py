@@ -1,4 +1,4 @@
-"""nn_numpy.weights: the book's pickle, legitimate variants, hostile pickles refused before they run,
+"""nn_numpy.data.weights: the book's pickle, legitimate variants, hostile pickles refused before they run,
 validation messages, .npz, and the restricted unpickler on arbitrary bytes."""
 
 import io
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from nn_numpy.errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
+from nn_numpy.data.errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
 from nn_numpy.network import LAYER_NAMES, MNIST_SHAPES
-from nn_numpy.weights import load_npz, load_weights, safe_load_pickle, save_npz, validate_weights
+from nn_numpy.data.weights import load_npz, load_weights, safe_load_pickle, save_npz, validate_weights
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)  # 0..5
 F32 = np.finfo(np.float32)
@@ -379,7 +379,7 @@ def global_pickle(module, name, protocol):
     ("numpy", "load"), ("numpy", "frombuffer"), ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"), ("numpy.ma.core", "_mareconstruct"), ("copyreg", "_reconstructor"),
     ("__builtin__", "eval"), ("_codecs", "decode"), ("numpy", "core.multiarray._reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct.__globals__"), ("nn_numpy.weights", "_reconstruct"), ("this", "s"),
+    ("numpy.core.multiarray", "_reconstruct.__globals__"), ("nn_numpy.data.weights", "_reconstruct"), ("this", "s"),
 ])
 def test_unlisted_globals_refused_without_import(module, name, protocol):
     assert "this" not in sys.modules

@@ -9,7 +9,7 @@ import sys
 import traceback
 import warnings
 
-from .errors import NNError
+from nn_numpy.data.errors import NNError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -37,9 +37,9 @@ def load_inputs(args):
 
     ``source`` says where the images came from and whether their hash was checked.
     """
-    from .download import hand_placed_mnist_files
-    from .mnist import SPLITS, load_idx_dataset, load_mnist_test
-    from .weights import load_weights
+    from nn_numpy.data.download import hand_placed_mnist_files
+    from nn_numpy.data.mnist import SPLITS, load_idx_dataset, load_mnist_test
+    from nn_numpy.data.weights import load_weights
 
     if (args.images is None) != (args.labels is None):
         raise NNError("--images and --labels go together: give both or neither")

@@ -33,7 +33,7 @@ def read_idx(path):
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: no such file") from None
-    except OSError as err:  # a directory, no permission: as nn_numpy.weights reads its files
+    except OSError as err:  # a directory, no permission: as nn_numpy.data.weights reads its files
         raise DataNotFoundError(f"{path}: cannot read it ({err.strerror or err})") from err
     if data[:2] != GZIP_MAGIC:
         dims, dtype, start = _header(data, path, "file")

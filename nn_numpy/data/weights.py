@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
-from .network import LAYER_NAMES, MNIST_SHAPES
+from ..network import LAYER_NAMES, MNIST_SHAPES
 
 # np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")

@@ -23,7 +23,3 @@ class UnsafePickleError(WeightsError):
 
 class InputShapeError(NNError, ValueError):
     """An input array has the wrong rank, feature count or dtype for the network."""
-
-
-class DeviceError(NNError, RuntimeError):
-    """A requested torch device is absent or out of range."""

@@ -16,14 +16,22 @@ import numpy as np
 
 from .download import MNIST_FILES, fetch_mnist_file, is_writable
 from .errors import DataCorruptedError
-from .evaluate import normalize as to_unit_float
 from .idx import read_idx
 
 SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 # What each verified file decodes to: a cache of any other shape is not trusted.
 DECODED_SHAPES = {"train-images-idx3-ubyte.gz": (60000, 28, 28), "train-labels-idx1-ubyte.gz": (60000,),
-                "t10k-images-idx3-ubyte.gz": (10000, 28, 28), "t10k-labels-idx1-ubyte.gz": (10000,)}
+                  "t10k-images-idx3-ubyte.gz": (10000, 28, 28), "t10k-labels-idx1-ubyte.gz": (10000,)}
+
+
+def normalize(images, dtype=np.float32):
+    """uint8 pixels ``(..., 784)`` -> ``dtype`` in [0, 1], as the book's ``load_mnist(normalize=True)``.
+
+    Divides by 255 (not multiplies by 1/255) so that every value is the correctly
+    rounded quotient, which ``nn_torch.normalize`` (a division by a 255 tensor) gives bit for bit.
+    """
+    return np.asarray(images).astype(dtype) / dtype(255)
 
 
 def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None):
@@ -115,9 +123,10 @@ def _check_pair(images, labels, images_path, labels_path):
                                  f"({bad.size} such labels)")
 
 
-def _format(images, labels, normalize, flatten, one_hot_label):
+def _format(images, labels, to_unit, flatten, one_hot_label):
     """``(N, 28, 28) uint8, (N,) uint8`` -> ``(x, t)`` as :func:`load_mnist` documents."""
     x = images.reshape((len(images), 784) if flatten else (len(images), 1, 28, 28))
-    x = to_unit_float(x) if normalize else x
+    x = normalize(x) if to_unit else x  # the book's flag is named `normalize`, like the function
     t = np.eye(10, dtype=np.float32)[labels] if one_hot_label else labels
     return x, t
+
