@@ -52,3 +52,53 @@ def test_set():
     """MNIST's test set from $NN_DATA_DIR: ``(images (10000, 784) uint8, labels (10000,))``."""
     from nn_numpy.data.mnist import load_mnist_test
     return load_mnist_test(normalize=False)
+
+
+SCRIPTS_DIR = Path(__file__).parent / "scripts"
+
+
+@pytest.fixture(scope="session")
+def run_script():
+    """``run_script("evaluate.py", *args, env={...}, timeout=300) -> CompletedProcess``: the script as a
+    user runs it, in a fresh process (text output; ``env`` is added to this process's environment)."""
+    import subprocess
+
+    def run(name, *args, env=None, timeout=300, **kwargs):
+        return subprocess.run([sys.executable, str(SCRIPTS_DIR / name), *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})},
+                              **kwargs)
+    return run
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmark.py") -> module``: the script imported without running its main."""
+    import importlib.util
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"script_{name[:-3]}", SCRIPTS_DIR / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
+
+@pytest.fixture
+def run_in_process(load_script, capsys):
+    """``run_in_process("evaluate.py", *args) -> (exit code, stdout, stderr)`` through ``cli.run_main``, in
+    this process, so a test can patch what the script calls first."""
+    from cli import run_main
+
+    def run(name, *args):
+        with pytest.raises(SystemExit) as done:
+            run_main(load_script(name).main, [str(a) for a in args])
+        out, err = capsys.readouterr()
+        return done.value.code, out, err
+    return run
+
+
+def assert_one_line_error(proc, text, code=2):
+    """A script's bad-input exit: ``code``, and one ``error: ...`` line on stderr holding ``text``, no traceback."""
+    assert proc.returncode == code, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("error: ") and text in proc.stderr, proc.stderr
