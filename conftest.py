@@ -97,8 +97,12 @@ def run_in_process(load_script, capsys):
     return run
 
 
-def assert_one_line_error(proc, text, code=2):
-    """A script's bad-input exit: ``code``, and one ``error: ...`` line on stderr holding ``text``, no traceback."""
-    assert proc.returncode == code, proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith("error: ") and text in proc.stderr, proc.stderr
+@pytest.fixture(scope="session")
+def assert_one_line_error():
+    """``assert_one_line_error(proc, text, code=2)``: a script's bad-input exit, ``code`` with one
+    ``error: ...`` line on stderr holding ``text``, and no traceback."""
+    def check(proc, text, code=2):
+        assert proc.returncode == code, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("error: ") and text in proc.stderr, proc.stderr
+    return check
