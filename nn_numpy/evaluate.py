@@ -1,10 +1,15 @@
-"""Accuracy over a dataset: the book's one-image loop, and a fast batched path that streams chunks."""
+"""Accuracy over a dataset: the book's one-image loop, and a fast batched path that streams chunks.
+
+Both take uint8 pixels or float32/float64 images. The dtype they compute in follows one rule,
+the same in :mod:`nn_torch`: ``dtype=None`` means the images' own float dtype (float32 for
+uint8 pixels); a dtype given means that dtype, the images cast to it chunk by chunk.
+"""
 
 import numpy as np
 
 from .data.errors import InputShapeError
 from .data.mnist import normalize
-from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
+from .network import LAYER_NAMES, predict
 
 # Images per chunk when no batch size is given: a chunk's float32 pixels (6 MB) and activations
 # stay in cache from the cast to argmax, and memory stays at one chunk whatever N. Measured on a
@@ -12,15 +17,58 @@ from .network import FLOAT_DTYPES, LAYER_NAMES, check_input, predict
 # second core each BLAS call waits a scheduler tick for its thread, and small chunks lose
 # (docs/benchmarks.md): pass batch_size=len(images) there.
 CHUNK = 2048
+IMAGE_DTYPES = ("uint8", "float32", "float64")
 
 
-def _as_float(batch, dtype):
-    return normalize(batch, dtype) if batch.dtype == np.uint8 else batch
+# The checks below take names and shapes, not arrays, so that nn_torch refuses with the same words.
+def check_images(dtype_name, shape, n_features):
+    """Refuse images that are not ``(N, n_features)`` of uint8, float32 or float64, in one line."""
+    if dtype_name not in IMAGE_DTYPES:
+        raise InputShapeError(f"expected uint8 pixels or float32/float64 images, got {dtype_name}")
+    if len(shape) != 2 or shape[1] != n_features:
+        raise InputShapeError(f"expected images of shape (N, {n_features}), got {tuple(shape)}")
 
 
-def predict_labels_loop(network, images, dtype=np.float32):
-    """The book's first script: ``predict`` on one image at a time. ``(N, 784) -> (N,) int64``."""
-    return np.array([np.argmax(predict(network, _as_float(img, dtype))) for img in images], dtype=np.int64)
+def check_batch_size(batch_size):
+    """Refuse a ``batch_size`` that is not ``None`` or a positive integer (``True`` is not one)."""
+    if batch_size is not None and (isinstance(batch_size, (bool, np.bool_))
+                                   or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def compute_dtype(dtype_name, image_dtype_name):
+    """The dtype rule, by name: ``None`` -> the images' own float dtype, ``"float32"`` for uint8 pixels;
+    ``"float32"`` or ``"float64"`` -> that dtype; anything else is refused."""
+    if dtype_name is None:
+        return "float32" if image_dtype_name == "uint8" else image_dtype_name
+    if dtype_name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype_name}")
+    return dtype_name
+
+
+def _dtype_name(dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def _checked(network, images, batch_size, dtype):
+    """``(images as an array, the dtype to compute in)`` after every check, or a one-line error."""
+    images = np.asarray(images)
+    check_images(images.dtype.name, images.shape, np.shape(network["W1"])[0])
+    check_batch_size(batch_size)
+    return images, np.dtype(compute_dtype(None if dtype is None else _dtype_name(dtype), images.dtype.name))
+
+
+def predict_labels_loop(network, images, dtype=None):
+    """The book's first script: ``predict`` on one image at a time. ``(N, 784) -> (N,) int64``.
+
+    Computes in ``dtype``, or by default the images' own float dtype (float32 for uint8 pixels).
+    """
+    images, work = _checked(network, images, None, dtype)
+    cast = (lambda img: normalize(img, work.type)) if images.dtype == np.uint8 else (lambda img: img.astype(work, copy=False))
+    return np.array([np.argmax(predict(network, cast(img))) for img in images], dtype=np.int64)
 
 
 def _sigmoid_(a):
@@ -51,35 +99,26 @@ def _logits_into(params, x, a1, a2, a3):
     return a3
 
 
-def predict_labels(network, images, batch_size=None, dtype=np.float32):
+def predict_labels(network, images, batch_size=None, dtype=None):
     """Batched argmax predictions: ``(N, 784) uint8 or float -> (N,) int64``.
 
-    uint8 images are cast chunk by chunk into one reused buffer, with the 1/255 of
-    :func:`normalize` folded into ``W1``, so memory stays at the uint8 dataset plus one
-    chunk; float images run in their own dtype. ``batch_size`` images go through at a time; ``None`` picks
-    a cache-sized chunk. Labels are the argmax of the logits: softmax is monotonic, so
+    Computes in ``dtype``, or by default the images' own float dtype (float32 for uint8
+    pixels). Images of another dtype are cast chunk by chunk into one reused buffer, so
+    memory stays at the dataset plus one chunk; for uint8 the 1/255 of :func:`normalize` is
+    folded into ``W1``. ``batch_size`` images go through at a time; ``None`` picks a cache-sized
+    chunk. Labels are the argmax of the logits: softmax is monotonic, so
     ``argmax(softmax(a3)) == argmax(a3)`` (unless two probabilities round to the same
     float, which needs a top-2 margin below 1e-7; MNIST's smallest is 1.2e-3).
     """
-    images = np.asarray(images)
-    n_in = np.shape(network["W1"])[0]
-    if images.dtype != np.uint8:
-        check_input(images, n_in)
-    if images.ndim != 2 or images.shape[1] != n_in:
-        raise InputShapeError(f"expected images of shape (N, {n_in}), got {images.shape}")
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    work = np.dtype(dtype) if images.dtype == np.uint8 else images.dtype
-    if work not in FLOAT_DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {work}")
-    n = len(images)
+    images, work = _checked(network, images, batch_size, dtype)
+    n, n_in = images.shape
     chunk = max(min(batch_size or CHUNK, n), 1)
     params = [np.asarray(network[k], dtype=work) for k in LAYER_NAMES]
     if images.dtype == np.uint8:
         # (x / 255) @ W1 == x @ (W1 / 255): 39,200 divides once instead of 784 per image,
         # and the pixels need only a cast (half the time of a cast and divide)
         params[0] = params[0] / work.type(255)
-    x = np.empty((chunk, n_in), work) if images.dtype == np.uint8 else None
+    x = np.empty((chunk, n_in), work) if images.dtype != work else None
     a1, a2, a3 = (np.empty((chunk, W.shape[1]), work) for W in params[::2])
     out = np.empty(n, dtype=np.int64)
     with np.errstate(over="ignore"):
@@ -94,8 +133,11 @@ def predict_labels(network, images, batch_size=None, dtype=np.float32):
 
 
 def accuracy(predictions, labels):
-    """Fraction of ``predictions`` equal to ``labels``, both ``(N,)`` integer."""
+    """Fraction of ``predictions`` equal to ``labels``, both ``(N,)`` integer; NaN for N = 0."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
-    if predictions.shape != labels.shape:
-        raise ValueError(f"{predictions.shape[0]} predictions for {labels.shape[0]} labels")
+    if predictions.ndim != 1 or labels.ndim != 1:
+        raise InputShapeError(f"expected predictions and labels of shape (N,), "
+                              f"got {predictions.shape} and {labels.shape}")
+    if len(predictions) != len(labels):
+        raise InputShapeError(f"{len(predictions)} predictions for {len(labels)} labels")
     return float(np.mean(predictions == labels)) if len(labels) else float("nan")

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import torch
 
-from nn_numpy.data.errors import InputShapeError
+from nn_numpy.evaluate import check_batch_size, check_images, compute_dtype
 
 from .device import DeviceError, check_dtype, full_precision, resolve_device
 from .network import MnistNet
@@ -30,15 +30,20 @@ def normalize(pixels, dtype=torch.float32):
     return pixels.to(dtype) / torch.full((), 255, dtype=dtype, device=pixels.device)
 
 
-def _check_images(images, n_features):
-    """A NumPy array, or a tensor already on some device, of ``(N, n_features)`` uint8/float32/float64."""
+def _checked(model, images, batch_size, dtype):
+    """``(images, the torch dtype to compute in)`` after :mod:`nn_numpy.evaluate`'s checks, with its words.
+
+    ``images`` is a NumPy array, or a tensor already on some device.
+    """
     images = images if torch.is_tensor(images) else np.asarray(images)
-    dtype = str(images.dtype).removeprefix("torch.")
-    if dtype not in ("uint8", "float32", "float64"):
-        raise InputShapeError(f"expected uint8 pixels or float32/float64 images, got {dtype}")
-    if images.ndim != 2 or images.shape[1] != n_features:
-        raise InputShapeError(f"expected images of shape (N, {n_features}), got {tuple(images.shape)}")
-    return images
+    name = _dtype_name(images.dtype)
+    check_images(name, images.shape, model.fc1.in_features)
+    check_batch_size(batch_size)
+    return images, getattr(torch, compute_dtype(None if dtype is None else _dtype_name(dtype), name))
+
+
+def _dtype_name(dtype):
+    return str(dtype).removeprefix("torch.")
 
 
 # Images per chunk on CPU when no batch size is given: the chunk's float32 pixels (6 MB) and
@@ -73,14 +78,14 @@ def _batch_to_device(images, i, j, device):
     return torch.from_numpy(np.require(images[i:j], requirements=("C", "W"))).to(device)
 
 
-def _evaluate(model, images, batch_size, device, dtype, out, probabilities):
-    """Fill ``out`` (NumPy, ``(N,)`` labels or ``(N, 10)`` probabilities) batch by batch, halving on OOM."""
-    images = _check_images(images, model.fc1.in_features)
+def _evaluate(model, images, batch_size, device, dtype, probabilities):
+    """``(N,)`` labels or ``(N, 10)`` probabilities as a NumPy array, batch by batch, halving on OOM."""
+    images, dtype = _checked(model, images, batch_size, dtype)
     n = len(images)
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = resolve_device(device)
     check_dtype(device, dtype)
+    out = (np.empty((n, model.fc3.out_features), dtype=_dtype_name(dtype)) if probabilities
+           else np.empty(n, dtype=np.int64))
     fused = _fused(model)
     batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)
     if fused:
@@ -128,25 +133,26 @@ def _evaluate(model, images, batch_size, device, dtype, out, probabilities):
     return out
 
 
-def predict_proba(model, images, batch_size=None, device="auto", dtype=torch.float32):
-    """Probabilities ``(N, 784) uint8 or float -> (N, 10)`` NumPy array of ``dtype``.
+def predict_proba(model, images, batch_size=None, device="auto", dtype=None):
+    """Probabilities ``(N, 784) uint8 or float -> (N, 10)`` NumPy array of the dtype computed in.
 
     ``model`` is a :class:`~nn_torch.network.MnistNet`; it is copied, not changed, when it
-    sits on another device or dtype. ``batch_size`` and ``images`` as in :func:`predict_labels`.
+    sits on another device or dtype. ``images``, ``batch_size`` and ``dtype`` as in :func:`predict_labels`.
     """
-    out = np.empty((len(images), model.fc3.out_features), dtype=np.float64 if dtype == torch.float64 else np.float32)
-    return _evaluate(model, images, batch_size, device, dtype, out, probabilities=True)
+    return _evaluate(model, images, batch_size, device, dtype, probabilities=True)
 
 
-def predict_labels(model, images, batch_size=None, device="auto", dtype=torch.float32):
+def predict_labels(model, images, batch_size=None, device="auto", dtype=None):
     """Batched argmax predictions ``(N, 784) uint8 or float -> (N,) int64``, as :func:`nn_numpy.predict_labels`.
 
-    uint8 batches are sent to ``device`` as uint8 and normalised there, so host memory
-    stays at the uint8 dataset; a tensor already on ``device`` is evaluated where it is.
+    ``images`` are uint8 pixels or float32/float64, a NumPy array or a tensor. The dtype rule is
+    NumPy's: ``dtype=None`` computes in the images' own float dtype (float32 for uint8 pixels),
+    ``torch.float32`` or ``torch.float64`` in that dtype, casting each batch on the device, whatever
+    the model's own dtype. uint8 batches are sent to ``device`` as uint8 and normalised there, so host
+    memory stays at the uint8 dataset; a tensor already on ``device`` is evaluated where it is.
     ``batch_size=None`` means chunks of :data:`CPU_CHUNK` on CPU and all N at once on a GPU
     (or for a subclass with its own forward, which runs unfused).
     Runs under ``torch.inference_mode()`` and :func:`~nn_torch.device.full_precision`. A CUDA out-of-memory error halves the
     batch and goes on, saying so once on stderr.
     """
-    out = np.empty(len(images), dtype=np.int64)
-    return _evaluate(model, images, batch_size, device, dtype, out, probabilities=False)
+    return _evaluate(model, images, batch_size, device, dtype, probabilities=False)

@@ -4,7 +4,8 @@ NumPy's ``predict_labels`` and torch's ``predict_labels``/``predict_proba`` stre
 through reused buffers, fold or fuse steps and take labels from the logits; here they must
 give the reference's predictions (``nn_numpy.forward_layers``) exactly, and probabilities
 within the parity tolerance, for batches of one image, odd sizes, the book's 100, and the
-default chunking.
+default chunking. Both sides follow the same dtype rule, and refuse the same arguments with the
+same words.
 """
 
 import numpy as np
@@ -13,7 +14,9 @@ import torch
 
 import nn_numpy
 import nn_torch
+from nn_numpy.data.errors import InputShapeError
 from nn_numpy.evaluate import _sigmoid_
+from nn_numpy.network import MNIST_SHAPES
 from parity_check import ACTIVATION_TOLERANCE, TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
@@ -91,3 +94,68 @@ def test_in_place_sigmoid_matches_the_stable_one(dtype):
     np.testing.assert_array_equal(ours[0, [0, 6, 11, 12]], [0, 0.5, 1, np.nan])
     assert_parity(f"in-place sigmoid ({dtype})", nn_numpy.sigmoid(x), ours[0],
                   rtol=ACTIVATION_TOLERANCE[dtype]["rtol"], atol=np.finfo(dtype).eps)
+
+
+def dtype_probe():
+    """MNIST-shaped weights and one image whose label says the dtype computed in: 1 for float64, 0 for float32.
+
+    One path carries the pixel ``x[0] = 2**-30`` (exact in both dtypes): ``z1[0] = sigmoid(2**-30)`` is
+    ``0.5 + 2**-32`` in float64 but rounds to 0.5 in float32, so ``a3[0] = 0.5 - sigmoid(z1[0] - 0.5)``
+    is ``-2**-34`` in float64, below the other logits (0: label 1), and ties them in float32 (label 0).
+    """
+    weights = {k: np.zeros(shape, np.float32) for k, shape in MNIST_SHAPES.items()}
+    weights["W1"][0, 0] = 1
+    weights["W2"][0, 0], weights["b2"][0] = 1, -0.5
+    weights["W3"][0, 0], weights["b3"][0] = -1, 0.5
+    image = np.zeros((1, 784))
+    image[0, 0] = 2 ** -30
+    return weights, image
+
+
+@pytest.mark.parametrize("model_dtype", DTYPES)
+@pytest.mark.parametrize("images_dtype, dtype, expected", [
+    ("float64", None, "float64"), ("float64", "float32", "float32"),
+    ("float32", None, "float32"), ("float32", "float64", "float64"),
+])
+def test_both_sides_compute_in_the_dtype_the_rule_names(images_dtype, dtype, expected, model_dtype, device):
+    """``dtype=None``: the images' own dtype; a dtype given: that one, whatever the torch model's dtype."""
+    weights, image = dtype_probe()
+    image = image.astype(images_dtype)
+    model = nn_torch.MnistNet.from_numpy(weights, getattr(torch, model_dtype))
+    torch_dtype = None if dtype is None else getattr(torch, dtype)
+    label = {"float64": 1, "float32": 0}[expected]
+    labels = {
+        "nn_numpy.predict_labels": nn_numpy.predict_labels(weights, image, dtype=dtype),
+        "nn_numpy.predict_labels_loop": nn_numpy.predict_labels_loop(weights, image, dtype=dtype),
+        "nn_torch.predict_labels": nn_torch.predict_labels(model, image, device=device, dtype=torch_dtype),
+        "nn_torch.predict_proba": nn_torch.predict_proba(model, image, device=device, dtype=torch_dtype).argmax(-1),
+    }
+    assert labels == {name: [label] for name in labels}, f"{images_dtype} images, dtype={dtype}: expected {expected}"
+    assert nn_torch.predict_proba(model, image, device=device, dtype=torch_dtype).dtype == expected
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"images": np.zeros((2, 784), np.float16)},
+    {"images": np.zeros((2, 784), np.int64)},
+    {"images": np.zeros((2, 784), bool)},
+    {"images": np.zeros((2, 785), np.uint8)},
+    {"images": np.zeros(784, np.float32)},
+    {"batch_size": True},
+    {"batch_size": 0},
+    {"batch_size": 2.0},
+    {"dtype": "float16"},
+    {"dtype": "int64"},
+])
+def test_both_sides_refuse_the_same_arguments_with_the_same_words(weights, kwargs):
+    kwargs = {"images": np.zeros((2, 784), np.uint8), **kwargs}
+    model = nn_torch.MnistNet.from_numpy(weights)
+    torch_kwargs = {**kwargs, "device": "cpu"}
+    if "dtype" in kwargs:
+        torch_kwargs["dtype"] = getattr(torch, kwargs["dtype"])
+    errors = []
+    for function, first in [(nn_numpy.predict_labels, weights), (nn_torch.predict_labels, model),
+                            (nn_torch.predict_proba, model)]:
+        with pytest.raises((InputShapeError, ValueError)) as err:
+            function(first, **(kwargs if first is weights else torch_kwargs))
+        errors.append((type(err.value), str(err.value)))
+    assert errors[0] == errors[1] == errors[2] and "\n" not in errors[0][1], errors

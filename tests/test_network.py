@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import nn_numpy.evaluate
 from nn_numpy import (InputShapeError, accuracy, forward, forward_layers, init_network, normalize, predict,
                       predict_labels, predict_labels_loop)
 from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
@@ -36,7 +37,7 @@ def test_predict_uses_the_biases(weights, test_images):
 @pytest.mark.parametrize("bad, message", [
     (np.zeros((3, 783), np.float32), r"\(784,\) or \(N, 784\), got \(3, 783\)"),
     (np.zeros((2, 3, 784), np.float32), r"got \(2, 3, 784\)"),
-    (np.zeros(784, np.uint8), "uint8 pixels"),
+    (np.zeros(784, np.uint8), r"uint8 pixels: divide by 255 with nn_numpy.normalize first\)$"),
     (np.zeros(784, np.int64), "float32 or float64 input, got int64"),
 ])
 def test_predict_refuses_bad_input(weights, bad, message):
@@ -74,12 +75,78 @@ def test_float64_predictions_agree_with_float32(weights, test_images):
                                   predict_labels(weights, test_images))
 
 
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5])
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, np.True_])
 def test_bad_batch_size(weights, test_images, batch_size):
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         predict_labels(weights, test_images[:10], batch_size=batch_size)
 
 
+def spy_on(monkeypatch, name):
+    """Record the first argument of every call of ``nn_numpy.evaluate.<name>``, the input it computes on."""
+    seen, real = [], getattr(nn_numpy.evaluate, name)
+
+    def spy(*args):
+        seen.append(args[1])
+        return real(*args)
+    monkeypatch.setattr(nn_numpy.evaluate, name, spy)
+    return seen
+
+
+# (images, dtype argument) -> the dtype computed in: the images' own float dtype, float32 for
+# uint8, unless a dtype is given
+DTYPE_RULE = [(np.uint8, None, np.float32), (np.uint8, np.float64, np.float64),
+              (np.float64, None, np.float64), (np.float64, np.float32, np.float32),
+              (np.float32, None, np.float32), (np.float32, "float64", np.float64)]
+
+
+@pytest.mark.parametrize("images_dtype, dtype, expected", DTYPE_RULE)
+def test_predict_labels_computes_in_the_dtype_the_rule_names_casting_chunk_by_chunk(
+        weights, test_images, monkeypatch, images_dtype, dtype, expected):
+    images = test_images[:1000] if images_dtype == np.uint8 else normalize(test_images[:1000], images_dtype)
+    seen = spy_on(monkeypatch, "_logits_into")
+    labels = predict_labels(weights, images, batch_size=300, dtype=dtype)
+    assert [(len(x), x.dtype) for x in seen] == [(300, expected)] * 3 + [(100, expected)]
+    if images.dtype == expected:  # read where they are
+        assert all(np.shares_memory(x, images) for x in seen)
+    else:  # cast into one chunk's buffer, reused: never a whole copy
+        assert all(np.shares_memory(x, seen[0]) and not np.shares_memory(x, images) for x in seen)
+    assert accuracy(labels, predict_labels_loop(weights, images, dtype=dtype)) == 1
+
+
+@pytest.mark.parametrize("images_dtype, dtype, expected", DTYPE_RULE)
+def test_the_loop_computes_in_the_dtype_the_rule_names(weights, test_images, monkeypatch, images_dtype, dtype,
+                                                       expected):
+    images = test_images[:3] if images_dtype == np.uint8 else normalize(test_images[:3], images_dtype)
+    seen = spy_on(monkeypatch, "predict")
+    predict_labels_loop(weights, images, dtype=dtype)
+    assert [(x.shape, x.dtype) for x in seen] == [((784,), expected)] * 3
+
+
+@pytest.mark.parametrize("function", [predict_labels, predict_labels_loop])
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"images": np.zeros((2, 784), np.float16)}, InputShapeError,
+     "expected uint8 pixels or float32/float64 images, got float16"),
+    ({"images": np.zeros((2, 784), np.int64)}, InputShapeError,
+     "expected uint8 pixels or float32/float64 images, got int64"),
+    ({"images": np.zeros(784, np.uint8)}, InputShapeError, r"expected images of shape \(N, 784\), got \(784,\)"),
+    ({"dtype": np.float16}, ValueError, "dtype must be float32 or float64, got float16"),
+    ({"dtype": "int8"}, ValueError, "dtype must be float32 or float64, got int8"),
+])
+def test_bad_images_and_dtypes_are_refused_in_one_line(weights, function, kwargs, error, message):
+    kwargs = {"images": np.zeros((2, 784), np.uint8), **kwargs}
+    with pytest.raises(error, match=f"^{message}$"):
+        function(weights, **kwargs)
+
+
 def test_accuracy_needs_matching_lengths():
     with pytest.raises(ValueError, match="3 predictions for 2 labels"):
         accuracy([1, 2, 3], [1, 2])
+
+
+@pytest.mark.parametrize("predictions, labels, shapes", [
+    (np.int64(3), np.int64(3), r"\(\) and \(\)"),
+    ([[1, 2]], [[1, 2]], r"\(1, 2\) and \(1, 2\)"),
+])
+def test_accuracy_refuses_other_than_one_dimension_in_one_line(predictions, labels, shapes):
+    with pytest.raises(InputShapeError, match=f"^expected predictions and labels of shape \\(N,\\), got {shapes}$"):
+        accuracy(predictions, labels)

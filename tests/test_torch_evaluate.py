@@ -53,20 +53,55 @@ def test_empty_input_gives_empty_output(model):
     assert predict_labels(model, np.zeros((0, 784), np.uint8), device="cpu").shape == (0,)
 
 
+@pytest.mark.parametrize("function", [predict_labels, predict_proba])
 @pytest.mark.parametrize("images, message", [
     (np.zeros(784, np.uint8), r"expected images of shape \(N, 784\), got \(784,\)"),
     (np.zeros((2, 28, 28), np.uint8), r"got \(2, 28, 28\)"),
     (np.zeros((2, 784), np.int32), "expected uint8 pixels or float32/float64 images, got int32"),
+    (torch.zeros(2, 784, dtype=torch.int64), "expected uint8 pixels or float32/float64 images, got int64"),
+    (torch.zeros(2, 784, dtype=torch.float16), "expected uint8 pixels or float32/float64 images, got float16"),
+    (torch.zeros(2, 784, dtype=torch.bfloat16), "expected uint8 pixels or float32/float64 images, got bfloat16"),
+    (np.zeros((2, 784), np.float16), "expected uint8 pixels or float32/float64 images, got float16"),
 ])
-def test_bad_images_are_refused(model, images, message):
+def test_bad_images_are_refused(model, function, images, message):
     with pytest.raises(InputShapeError, match=message):
-        predict_labels(model, images, device="cpu")
+        function(model, images, device="cpu")
 
 
-@pytest.mark.parametrize("batch_size", [0, -3, 2.5])
+@pytest.mark.parametrize("batch_size", [0, -3, 2.5, True])
 def test_bad_batch_size_is_refused(model, batch_size):
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         predict_labels(model, np.zeros((2, 784), np.uint8), batch_size=batch_size, device="cpu")
+
+
+@pytest.mark.parametrize("dtype, name", [(torch.float16, "float16"), (torch.int64, "int64"), (np.float32, "<class")])
+def test_bad_dtype_is_refused(model, dtype, name):
+    with pytest.raises(ValueError, match=f"^dtype must be float32 or float64, got {name}"):
+        predict_proba(model, np.zeros((2, 784), np.uint8), dtype=dtype, device="cpu")
+
+
+# (images, dtype argument) -> the dtype computed in: the images' own float dtype, float32 for
+# uint8, unless a dtype is given; whatever the model's own dtype
+DTYPE_RULE = [(np.uint8, None, torch.float32), (np.uint8, torch.float64, torch.float64),
+              (np.float64, None, torch.float64), (np.float64, torch.float32, torch.float32),
+              (np.float32, None, torch.float32), (np.float32, torch.float64, torch.float64)]
+
+
+@pytest.mark.parametrize("model_dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("images_dtype, dtype, expected", DTYPE_RULE)
+def test_evaluation_computes_in_the_dtype_the_rule_names(weights, test_images, monkeypatch, model_dtype,
+                                                         images_dtype, dtype, expected):
+    images = test_images[:1000] if images_dtype == np.uint8 else nn_numpy.normalize(test_images[:1000], images_dtype)
+    seen, logits_into = [], nn_torch.evaluate._logits_into
+
+    def spy(params, x, *buffers):
+        seen.append((len(x), x.dtype, params[0].dtype))
+        return logits_into(params, x, *buffers)
+    monkeypatch.setattr(nn_torch.evaluate, "_logits_into", spy)
+    model = MnistNet.from_numpy(weights, model_dtype)
+    y = predict_proba(model, images, batch_size=300, device="cpu", dtype=dtype)
+    assert y.dtype == str(expected).removeprefix("torch.")
+    assert seen == [(300, expected, expected)] * 3 + [(100, expected, expected)]
 
 
 def test_absent_device_is_a_device_error(model, monkeypatch):
