@@ -37,7 +37,7 @@ def check_input(x, n_features):
 
     Integer images are refused rather than silently normalised: uint8 pixels fed to
     a network trained on [0, 1] give confident nonsense, and an int array of 0s and
-    1s would be ambiguous. ``nn_numpy.evaluate.normalize`` does the conversion.
+    1s would be ambiguous. ``nn_numpy.normalize`` does the conversion.
     """
     x = np.asarray(x)
     if x.dtype not in FLOAT_DTYPES:

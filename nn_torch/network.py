@@ -16,12 +16,12 @@ def check_input(x, n_features, dtype):
     """Return ``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``.
 
     As in :func:`nn_numpy.network.check_input`, uint8 images are refused rather than
-    silently normalised; ``nn_torch.evaluate.normalize`` does the conversion.
+    silently normalised; ``nn_torch.normalize`` does the conversion.
     """
     if not torch.is_tensor(x):
         raise InputShapeError(f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)")
     if x.dtype not in FLOAT_DTYPES:
-        hint = " (uint8 pixels: divide by 255 with nn_torch.evaluate.normalize first)" if x.dtype == torch.uint8 else ""
+        hint = " (uint8 pixels: divide by 255 with nn_torch.normalize first)" if x.dtype == torch.uint8 else ""
         raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
     if x.ndim not in (1, 2) or x.shape[-1] != n_features:
         raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}")
@@ -50,6 +50,7 @@ class MnistNet(nn.Module):
     """
 
     def __init__(self):
+        """Random weights, as any ``nn.Module``: see the class for the book's, through :meth:`from_file`."""
         super().__init__()
         self.fc1 = nn.Linear(784, 50)
         self.fc2 = nn.Linear(50, 100)
@@ -57,6 +58,19 @@ class MnistNet(nn.Module):
 
     def _layers(self):
         return (("W1", "b1", self.fc1), ("W2", "b2", self.fc2), ("W3", "b3", self.fc3))
+
+    def book_layout(self, grad=False):
+        """The parameters by the book's names, in its (in, out) layout: ``W1 = fc1.weight.T``, ``b1 = fc1.bias``...
+
+        ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` of the parameters
+        or, with ``grad=True``, of their ``.grad``. Views, not copies: writing into ``W1`` under
+        ``torch.no_grad()`` writes ``fc1.weight``. The one place the ``W = weight.T`` mapping is written.
+        """
+        out = {}
+        for w, b, fc in self._layers():
+            weight, bias = (fc.weight.grad, fc.bias.grad) if grad else (fc.weight, fc.bias)
+            out[w], out[b] = weight.T, bias
+        return out
 
     @classmethod
     def from_numpy(cls, weights, dtype=torch.float32):
@@ -70,9 +84,8 @@ class MnistNet(nn.Module):
         weights = validate_weights(weights)
         model = cls().to(dtype)
         with torch.no_grad():
-            for w, b, fc in model._layers():
-                fc.weight.copy_(torch.from_numpy(weights[w]).T)
-                fc.bias.copy_(torch.from_numpy(weights[b]))
+            for k, param in model.book_layout().items():
+                param.copy_(torch.from_numpy(weights[k]))
         return model
 
     @classmethod
@@ -81,12 +94,8 @@ class MnistNet(nn.Module):
         return cls.from_numpy(load_weights(path, data_dir=data_dir), dtype)
 
     def to_numpy(self):
-        """The book's dict back: float32 C-contiguous copies, ``W = weight.T``; bitwise equal to what went in."""
-        out = {}
-        for w, b, fc in self._layers():
-            out[w] = np.array(fc.weight.detach().cpu().T.numpy(), dtype=np.float32, order="C")
-            out[b] = np.array(fc.bias.detach().cpu().numpy(), dtype=np.float32)
-        return out
+        """The book's dict back: C-contiguous copies in the model's dtype, ``W = weight.T``, bitwise its values."""
+        return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in self.book_layout().items()}
 
     def forward_layers(self, x):
         """Every intermediate, named as :func:`nn_numpy.network.forward_layers`: ``{a1, z1, a2, z2, a3, y}``.

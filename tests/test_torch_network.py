@@ -1,5 +1,8 @@
 """MnistNet: built from the book's weights, converted back bitwise, saved like any model, inputs checked."""
 
+import inspect
+import pydoc
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +13,47 @@ from nn_torch import MnistNet
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_to_numpy_gives_the_original_dict_bitwise(weights, dtype):
+def test_to_numpy_gives_the_original_dict_bitwise_in_the_models_dtype(weights, dtype):
     back = MnistNet.from_numpy(weights, dtype).to_numpy()
     assert back.keys() == weights.keys()
     for k in weights:
-        assert back[k].dtype == np.float32 and back[k].flags.c_contiguous
+        expected = weights[k].astype(str(dtype).removeprefix("torch."))
+        assert back[k].dtype == expected.dtype and back[k].flags.c_contiguous
         assert back[k].shape == weights[k].shape
-        assert np.array_equal(back[k].view(np.uint32), weights[k].view(np.uint32)), k
+        assert back[k].tobytes() == expected.tobytes(), k
+
+
+def test_a_float64_models_own_values_come_back_bitwise(weights):
+    """Values float32 cannot hold (the weights after float64 training) survive to_numpy."""
+    model = MnistNet.from_numpy(weights, torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1e-12)
+    back = model.to_numpy()
+    for fc, w, b in ((model.fc1, "W1", "b1"), (model.fc2, "W2", "b2"), (model.fc3, "W3", "b3")):
+        assert back[w].dtype == back[b].dtype == np.float64
+        assert back[w].tobytes() == fc.weight.detach().T.contiguous().numpy().tobytes(), w
+        assert back[b].tobytes() == fc.bias.detach().numpy().tobytes(), b
+        assert not np.array_equal(back[w], weights[w])
+
+
+def test_book_layout_is_views_of_the_parameters_and_their_gradients(weights):
+    model = MnistNet.from_numpy(weights)
+    layout = model.book_layout()
+    assert {k: tuple(v.shape) for k, v in layout.items()} == nn_numpy.MNIST_SHAPES
+    with torch.no_grad():
+        layout["W2"][3, 7] = 42
+    assert model.fc2.weight[7, 3] == 42
+    model.logits(torch.rand(4, 784)).sum().backward()
+    grads = model.book_layout(grad=True)
+    assert torch.equal(grads["W1"], model.fc1.weight.grad.T) and torch.equal(grads["b3"], model.fc3.bias.grad)
+
+
+def test_help_leads_with_the_class_docstring_not_torchs():
+    text = pydoc.render_doc(MnistNet, renderer=pydoc.plaintext)
+    assert text.index("The book's MNIST network") < text.index("__init__")
+    assert "Initialize internal Module state" not in text
+    assert "from_file" in inspect.getdoc(MnistNet.__init__)
 
 
 def test_linear_weight_is_W_transposed_out_in(weights):
@@ -74,7 +111,7 @@ def test_single_sample_and_batch_agree_and_rows_sum_to_one(weights):
 
 
 @pytest.mark.parametrize("x, message", [
-    (torch.zeros(2, 784, dtype=torch.uint8), r"got torch.uint8 \(uint8 pixels: divide by 255"),
+    (torch.zeros(2, 784, dtype=torch.uint8), r"got torch.uint8 \(uint8 pixels: divide by 255 with nn_torch.normalize first"),
     (torch.zeros(2, 784, dtype=torch.int64), "expected float32 or float64 input, got torch.int64"),
     (torch.zeros(2, 785), r"expected input of shape \(784,\) or \(N, 784\), got \(2, 785\)"),
     (torch.zeros(2, 28, 28), r"got \(2, 28, 28\)"),
