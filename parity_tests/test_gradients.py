@@ -2,8 +2,8 @@
 
 ``parity_check.helper_test_op`` compares one forward op; :func:`helper_test_backward` below
 builds on its :func:`assert_parity` to run the forward and the backward in one call: the
-probabilities, the loss, then every gradient, each stage named on failure. NumPy keeps
-``W (in, out)`` and ``nn.Linear`` keeps ``weight (out, in)``, so ``dW1 = fc1.weight.grad.T``.
+probabilities, the loss, then every gradient, each stage named on failure. The torch side is
+``nn_torch.backward``, whose gradients come in the book's layout (``dW1 = fc1.weight.grad.T``).
 
 Tolerances, measured on CPU over the four input cases below (real, random, exact, extreme):
 
@@ -20,16 +20,16 @@ Tolerances, measured on CPU over the four input cases below (real, random, exact
 - probabilities: the suite's forward ``TOLERANCE``.
 
 The SGD steps: lr 0.1, batch 100, mini-batches drawn with seed 0 from the test set,
-``torch.optim.SGD`` against ``nn_numpy.backward.sgd_step``.
+``torch.optim.SGD`` through ``nn_torch.backward.train_step`` against ``nn_numpy.backward.sgd_step``.
 """
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nn_numpy import LAYER_NAMES, forward_layers, normalize
 from nn_numpy.backward import loss_and_gradients, sgd_step
+import nn_torch.backward
 from nn_torch import MnistNet
 from nn_torch.device import full_precision
 from parity_check import TOLERANCE, assert_parity
@@ -38,16 +38,6 @@ DTYPES = ["float32", "float64"]
 LOSS_RTOL = {"float32": 1e-6, "float64": 1e-14}
 GRADIENT_TOL_OF_MAX = {"float32": 1e-4, "float64": 1e-13}
 SGD_WEIGHT_ATOL = {"float32": 1e-6, "float64": 1e-14}
-
-
-def numpy_layout(model, attr):
-    """``{W1 (784, 50), b1, ...}`` from ``fc1.weight (50, 784)`` etc.: ``attr`` is "grad" or "data"."""
-    out = {}
-    for i in (1, 2, 3):
-        fc = getattr(model, f"fc{i}")
-        out[f"W{i}"] = getattr(fc.weight, attr).T
-        out[f"b{i}"] = getattr(fc.bias, attr)
-    return out
 
 
 def helper_test_backward(name, weights, x, t, device, dtype):
@@ -60,15 +50,15 @@ def helper_test_backward(name, weights, x, t, device, dtype):
     loss, grads = loss_and_gradients(net, x.copy(), t.copy())
 
     model = MnistNet.from_numpy(weights, getattr(torch, dtype)).to(device)
-    with full_precision():
-        layers = model.forward_layers(torch.from_numpy(x.copy()).to(device))
-        torch_loss = F.cross_entropy(layers["a3"], torch.from_numpy(t.copy()).to(device))
-        torch_loss.backward()
+    x, t = torch.from_numpy(x.copy()).to(device), torch.from_numpy(t.copy()).to(device)
+    with torch.no_grad(), full_precision():
+        torch_probs = model(x)
+    torch_loss, torch_grads = nn_torch.backward.loss_and_gradients(model, x, t)
 
     where = f"{name} ({dtype} on {device})"
-    assert_parity(f"{where} forward: probabilities y", probs, layers["y"], **TOLERANCE[dtype])
-    assert_parity(f"{where} forward: loss", np.array(loss, dtype=dtype), torch_loss, rtol=LOSS_RTOL[dtype], atol=0)
-    torch_grads = numpy_layout(model, "grad")
+    assert_parity(f"{where} forward: probabilities y", probs, torch_probs, **TOLERANCE[dtype])
+    assert_parity(f"{where} forward: loss", np.array(loss, dtype=dtype), np.array(torch_loss, dtype=dtype),
+                  rtol=LOSS_RTOL[dtype], atol=0)
     for k in LAYER_NAMES:
         atol = GRADIENT_TOL_OF_MAX[dtype] * float(np.abs(grads[k]).max())
         assert_parity(f"{where} backward: d{k}", grads[k], torch_grads[k], rtol=0, atol=atol)
@@ -102,19 +92,16 @@ def test_sgd_steps_end_with_matching_weights(weights, test_set, device, dtype):
     model = MnistNet.from_numpy(weights, getattr(torch, dtype)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     rng = np.random.default_rng(0)
-    with full_precision():
-        for step in range(1, 6):
-            idx = rng.choice(len(images), 100, replace=False)
-            x, t = normalize(images[idx], np_dtype), labels[idx].astype(np.int64)
-            loss, grads = loss_and_gradients(net, x, t)
-            net = sgd_step(net, grads, lr)
-            optimizer.zero_grad()
-            torch_loss = F.cross_entropy(model.logits(torch.from_numpy(x).to(device)), torch.from_numpy(t).to(device))
-            torch_loss.backward()
-            optimizer.step()
-            assert_parity(f"step {step} loss ({dtype} on {device})", np.array(loss, dtype=dtype), torch_loss,
-                          rtol=LOSS_RTOL[dtype], atol=0)
-    stepped = numpy_layout(model, "data")
+    for step in range(1, 6):
+        idx = rng.choice(len(images), 100, replace=False)
+        x, t = normalize(images[idx], np_dtype), labels[idx].astype(np.int64)
+        loss, grads = loss_and_gradients(net, x, t)
+        net = sgd_step(net, grads, lr)
+        torch_loss = nn_torch.backward.train_step(model, optimizer, torch.from_numpy(x).to(device),
+                                                  torch.from_numpy(t).to(device))
+        assert_parity(f"step {step} loss ({dtype} on {device})", np.array(loss, dtype=dtype),
+                      np.array(torch_loss, dtype=dtype), rtol=LOSS_RTOL[dtype], atol=0)
+    stepped = model.to_numpy()
     for k in LAYER_NAMES:
         assert_parity(f"{k} after 5 SGD steps ({dtype} on {device})", net[k], stepped[k],
                       rtol=0, atol=SGD_WEIGHT_ATOL[dtype])

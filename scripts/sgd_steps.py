@@ -42,14 +42,14 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         raise OSError("sgd_steps.py needs PyTorch: pip install 'dlfs-ch3[torch]'") from None
     import numpy as np
 
     from nn_numpy import LAYER_NAMES, accuracy, normalize, predict_labels
     from nn_numpy.backward import loss_and_gradients, sgd_step
-    from nn_torch.device import check_dtype, full_precision, resolve_device
+    from nn_torch.backward import train_step
+    from nn_torch.device import check_dtype, resolve_device
     from nn_torch.evaluate import predict_labels as torch_predict_labels
     from nn_torch.network import MnistNet
 
@@ -71,26 +71,19 @@ def main(argv=None):
     print(f"{args.steps} SGD steps, batch {args.batch_size}, lr {args.lr}, {args.dtype}, torch on {device}; "
           f"{len(images)} images from {source}")
     print(f"{'step':>4} {'loss numpy':>12} {'loss torch':>12} {'acc numpy':>10} {'acc torch':>10}")
-    with full_precision():
-        for step in range(1, args.steps + 1):
-            idx = rng.choice(len(images), args.batch_size, replace=False)
-            x, t = normalize(images[idx], dtype), labels[idx]
+    for step in range(1, args.steps + 1):
+        idx = rng.choice(len(images), args.batch_size, replace=False)
+        x, t = normalize(images[idx], dtype), labels[idx]
 
-            loss, grads = loss_and_gradients(net, x, t)
-            net = sgd_step(net, grads, args.lr)
+        loss, grads = loss_and_gradients(net, x, t)
+        net = sgd_step(net, grads, args.lr)
+        torch_loss = train_step(model, optimizer, torch.from_numpy(x).to(device), torch.from_numpy(t).to(device))
 
-            optimizer.zero_grad()
-            torch_loss = F.cross_entropy(model.logits(torch.from_numpy(x).to(device)), torch.from_numpy(t).to(device))
-            torch_loss.backward()
-            optimizer.step()
+        acc = accuracy(predict_labels(net, images, dtype=dtype), labels)
+        torch_acc = accuracy(torch_predict_labels(model, images, device=device, dtype=torch_dtype), labels)
+        print(f"{step:>4} {loss:>12.8f} {torch_loss:>12.8f} {acc:>10.4f} {torch_acc:>10.4f}")
 
-            acc = accuracy(predict_labels(net, images, dtype=dtype), labels)
-            torch_acc = accuracy(torch_predict_labels(model, images, device=device, dtype=torch_dtype), labels)
-            print(f"{step:>4} {loss:>12.8f} {torch_loss.item():>12.8f} {acc:>10.4f} {torch_acc:>10.4f}")
-
-    layers = {"W1": model.fc1.weight.T, "b1": model.fc1.bias, "W2": model.fc2.weight.T, "b2": model.fc2.bias,
-              "W3": model.fc3.weight.T, "b3": model.fc3.bias}  # nn.Linear keeps W transposed: (out, in)
-    after = {k: v.detach().cpu().numpy() for k, v in layers.items()}
+    after = model.to_numpy()
     diffs = {k: float(np.abs(net[k] - after[k]).max()) for k in LAYER_NAMES}
     worst = max(diffs, key=diffs.get)
     tolerance = WEIGHT_TOLERANCE[args.dtype]
