@@ -37,8 +37,11 @@ def check_batch_size(batch_size):
 
 
 def compute_dtype(dtype_name, image_dtype_name):
-    """The dtype rule, by name: ``None`` -> the images' own float dtype, ``"float32"`` for uint8 pixels;
-    ``"float32"`` or ``"float64"`` -> that dtype; anything else is refused."""
+    """The dtype rule, by name: the dtype to compute in, given the ``dtype`` argument and the images'.
+
+    ``None`` -> the images' own float dtype, ``"float32"`` for uint8 pixels; ``"float32"`` or
+    ``"float64"`` -> that dtype; anything else is refused.
+    """
     if dtype_name is None:
         return "float32" if image_dtype_name == "uint8" else image_dtype_name
     if dtype_name not in ("float32", "float64"):
@@ -51,6 +54,11 @@ def _dtype_name(dtype):
         return np.dtype(dtype).name
     except TypeError:
         return str(dtype)
+
+
+def _as_float(x, dtype):
+    """``x`` in ``dtype``: uint8 pixels divided by 255, float images cast (not copied if already in it)."""
+    return normalize(x, dtype.type) if x.dtype == np.uint8 else x.astype(dtype, copy=False)
 
 
 def _checked(network, images, batch_size, dtype):
@@ -67,8 +75,7 @@ def predict_labels_loop(network, images, dtype=None):
     Computes in ``dtype``, or by default the images' own float dtype (float32 for uint8 pixels).
     """
     images, work = _checked(network, images, None, dtype)
-    cast = (lambda img: normalize(img, work.type)) if images.dtype == np.uint8 else (lambda img: img.astype(work, copy=False))
-    return np.array([np.argmax(predict(network, cast(img))) for img in images], dtype=np.int64)
+    return np.array([np.argmax(predict(network, _as_float(img, work))) for img in images], dtype=np.int64)
 
 
 def _sigmoid_(a):
