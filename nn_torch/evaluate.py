@@ -5,7 +5,8 @@ through buffers it reuses: ``addmm`` (the bias added inside the matmul, as ``nn.
 does), ``sigmoid_`` in place, and labels from the argmax of the logits. Softmax is monotonic,
 so ``argmax(softmax(a3)) == argmax(a3)`` (unless two probabilities round to the same float,
 which needs a top-2 margin below 1e-7; MNIST's smallest is 1.2e-3); only
-:func:`predict_proba` computes it. Every result is bitwise what ``model(x)`` gives, the model in the dtype computed in.
+:func:`predict_proba` computes it. Every result is bitwise what ``model(x)`` gives, with the
+model in the dtype computed in (see :func:`predict_labels` for the dtype rule).
 """
 
 import copy
