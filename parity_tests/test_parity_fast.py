@@ -14,7 +14,7 @@ import torch
 import nn_numpy
 import nn_torch
 from nn_numpy.evaluate import _sigmoid_
-from parity_check import ACTIVATION_TOLERANCE, TOLERANCE, assert_parity
+from nn_torch.parity import ACTIVATION_TOLERANCE, TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
 BATCH_SIZES = [1, 7, 100, 4096, None]
