@@ -45,8 +45,9 @@ def execute(nb):
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory() as cwd:
+        # log level ERROR: ipykernel 7 warns on every start that local TCP is unencrypted
         client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, record_timing=False,
-                                resources={"metadata": {"path": cwd}})
+                                extra_arguments=["--log-level=ERROR"], resources={"metadata": {"path": cwd}})
         client.execute(env=env)
     return nb
 
@@ -85,10 +86,14 @@ def main(argv=None):
     except ImportError:
         raise OSError("run_notebook.py needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'") from None
     saved = nbformat.read(args.notebook, as_version=4)
+    executed = copy.deepcopy(saved)
     try:
-        executed = execute(copy.deepcopy(saved))
+        execute(executed)
     except CellExecutionError as err:
-        print(f"error: a cell failed: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+        failed = [i for i, cell in enumerate(executed.cells)
+                  if any(out["output_type"] == "error" for out in cell.get("outputs", []))]
+        index = failed[0] if failed else "?"
+        print(f"error: cell {index} failed: {err.ename}: {err.evalue}", file=sys.stderr)
         return EXIT_FAILED
     if args.check:
         changes = key_value_changes(saved, executed)

@@ -85,3 +85,32 @@ def test_key_value_changes_sees_only_tagged_cells(runner):
     assert runner.key_value_changes(notebook(0.9352, "cpu"), notebook(0.9352, "cuda:0")) == []
     assert runner.key_value_changes(notebook(0.9352, "cpu"), notebook(0.9351, "cpu")) == [
         (1, "Accuracy: 0.9352\n", "Accuracy: 0.9351\n")]
+
+
+def small_notebook(path, *sources, saved_text="2\n"):
+    """A notebook of ``sources``, the last one tagged key-value with ``saved_text`` as its saved output."""
+    cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    cells[-1].metadata["tags"] = ["key-value"]
+    cells[-1].outputs = [nbformat.v4.new_output("stream", text=saved_text)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_the_script_saves_outputs_and_checks_key_values(run_script, tmp_path):
+    path = small_notebook(tmp_path / "nb.ipynb", "x = 1", "print(x + 1)", saved_text="")
+    assert run_script("run_notebook.py", path, "--check").returncode == 1  # "" saved, "2" printed
+    proc = run_script("run_notebook.py", path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # not even ipykernel's warning about local TCP
+    assert [c.get("outputs") for c in nbformat.read(path, as_version=4).cells][1][0]["text"] == "2\n"
+    proc = run_script("run_notebook.py", path, "--check")
+    assert (proc.returncode, proc.stdout) == (0, "1 of 1 key-value cells as saved\n")
+
+
+def test_the_script_names_a_failing_cell_and_leaves_the_notebook_alone(run_script, tmp_path,
+                                                                       assert_one_line_error):
+    path = small_notebook(tmp_path / "nb.ipynb", "print(1)", "assert 1 == 2, 'boom'")
+    before = path.read_bytes()
+    assert_one_line_error(run_script("run_notebook.py", path), "cell 1 failed: AssertionError: boom", code=1)
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    assert_one_line_error(run_script("run_notebook.py", tmp_path / "missing.ipynb"), "No such file")
