@@ -71,7 +71,7 @@ def differences(expected, actual, rtol, atol):
 
 
 def assert_parity(stage, expected, actual, rtol=None, atol=None):
-    """Assert that ``actual`` (torch, any device) matches ``expected`` (NumPy); return the differences.
+    """Assert that ``actual`` (a tensor on any device, or an array) matches ``expected`` (NumPy); return the differences.
 
     Checked in order, each failure an ``AssertionError`` that starts with ``stage``:
 
@@ -89,8 +89,11 @@ def assert_parity(stage, expected, actual, rtol=None, atol=None):
     if (rtol is None) != (atol is None):
         raise ValueError("give both rtol and atol, or neither for the dtype's default tolerance")
     expected, actual = np.asarray(expected), to_numpy(actual)
-    assert actual.shape == expected.shape, f"{stage}: shape {actual.shape}, NumPy gives {expected.shape}"
-    assert actual.dtype == expected.dtype, f"{stage}: dtype {actual.dtype}, NumPy gives {expected.dtype}"
+    # raise, not assert: python -O must not turn the check off
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{stage}: shape {actual.shape}, NumPy gives {expected.shape}")
+    if actual.dtype != expected.dtype:
+        raise AssertionError(f"{stage}: dtype {actual.dtype}, NumPy gives {expected.dtype}")
     if rtol is None:
         tol = TOLERANCE.get(expected.dtype.name, {"rtol": 0.0, "atol": 0.0})
         rtol, atol = tol["rtol"], tol["atol"]
