@@ -1,8 +1,17 @@
-"""The parity policy: the tolerances NumPy and torch are held to, and how a difference is measured.
+"""The parity policy and its one helper: is a torch result the same as NumPy's, and if not, where?
+
+:func:`assert_parity` compares a NumPy result with a torch one: shape, then dtype, then the
+values within a tolerance; a failure reads like ``torch.testing.assert_close`` (the stage, the
+mismatched count, the greatest absolute and relative difference with their index and both
+values). :func:`compare` runs a NumPy function and its torch port on the same array and asserts
+parity: the way to check your own port, e.g. of ``tanh``::
+
+    from nn_torch.parity import compare
+    compare("tanh", np.tanh, torch.tanh, np.linspace(-5, 5, 101, dtype=np.float32))
 
 A position counts as equal when the numbers are equal (equal infinities included) or both
-are NaN; NaN on one side only is infinitely far. The parity suite, ``scripts/parity_report.py``
-and ``scripts/figures.py`` all use these.
+are NaN; NaN on one side only is infinitely far. The parity suite, ``scripts/parity_report.py``,
+``scripts/figures.py`` and the notebook all use these.
 
 Tolerance policy: an element passes when ``|torch - numpy| <= atol + rtol * |numpy|``.
 Absolute error governs: pre-activations cross zero, so relative differences there are
@@ -59,3 +68,55 @@ def differences(expected, actual, rtol, atol):
     return {"mismatched": int(mismatched.sum()), "total": int(mismatched.size),
             "max_abs": float(diff[i_abs]) if diff.size else 0.0, "max_abs_index": [int(i) for i in i_abs],
             "max_rel": float(rel[i_rel]) if rel.size else 0.0, "max_rel_index": [int(i) for i in i_rel]}
+
+
+def assert_parity(stage, expected, actual, rtol=None, atol=None):
+    """Assert that ``actual`` (a tensor on any device, or an array) matches ``expected`` (NumPy); return the differences.
+
+    Checked in order, each failure an ``AssertionError`` that starts with ``stage``:
+
+    1. the shapes are equal (no broadcasting: ``(3,)`` against ``(1, 3)`` fails);
+    2. the dtypes are equal (float32 against float64 fails before any value is looked at);
+    3. every element satisfies ``|actual - expected| <= atol + rtol * |expected|``, NaN
+       matching NaN. The message gives the mismatched count, and the greatest absolute and
+       relative difference with their index and both values.
+
+    ``rtol`` and ``atol`` go together, as in ``torch.testing.assert_close``: give both or
+    neither. Neither means the policy for the dtype, :data:`TOLERANCE` (float32: rtol 1.3e-6,
+    atol 1e-5; float64: 1e-12, 1e-12); integer and bool arrays must be equal exactly.
+    Returns :func:`differences`' dict, so a passing check can print its greatest difference.
+    """
+    if (rtol is None) != (atol is None):
+        raise ValueError("give both rtol and atol, or neither for the dtype's default tolerance")
+    expected, actual = np.asarray(expected), to_numpy(actual)
+    # raise, not assert: python -O must not turn the check off
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{stage}: shape {actual.shape}, NumPy gives {expected.shape}")
+    if actual.dtype != expected.dtype:
+        raise AssertionError(f"{stage}: dtype {actual.dtype}, NumPy gives {expected.dtype}")
+    if rtol is None:
+        tol = TOLERANCE.get(expected.dtype.name, {"rtol": 0.0, "atol": 0.0})
+        rtol, atol = tol["rtol"], tol["atol"]
+    d = differences(expected, actual, rtol, atol)
+    if d["mismatched"]:
+        i, j = tuple(d["max_abs_index"]), tuple(d["max_rel_index"])
+        # str, not repr, of the values: NumPy 2 would write np.float32(...) around them
+        raise AssertionError(
+            f"{stage}: not close!\n"
+            f"Mismatched elements: {d['mismatched']} / {d['total']} ({100 * d['mismatched'] / d['total']:.1f}%)\n"
+            f"Greatest absolute difference: {d['max_abs']:.6g} at index {i} (up to {atol:g} allowed): "
+            f"NumPy {expected[i]!s}, torch {actual[i]!s}\n"
+            f"Greatest relative difference: {d['max_rel']:.6g} at index {j} (up to {rtol:g} allowed)")
+    return d
+
+
+def compare(name, np_fn, torch_fn, x, device="cpu", tol=None):
+    """Run ``np_fn`` and ``torch_fn`` on copies of the same NumPy array ``x``; :func:`assert_parity` the results.
+
+    ``torch_fn`` gets ``torch.from_numpy(x)`` moved to ``device``; neither side can change the
+    other's input. ``tol`` is ``{"rtol": .., "atol": ..}`` (e.g. ``ACTIVATION_TOLERANCE["float32"]``),
+    or None for the default of the result's dtype. Returns the differences, as :func:`assert_parity`.
+    """
+    expected = np_fn(x.copy())
+    actual = torch_fn(torch.from_numpy(x.copy()).to(device))
+    return assert_parity(f"{name} on {device}", expected, actual, **(tol or {}))

@@ -32,7 +32,7 @@ from nn_numpy.backward import loss_and_gradients, sgd_step
 import nn_torch.backward
 from nn_torch import MnistNet
 from nn_torch.device import full_precision
-from parity_check import TOLERANCE, assert_parity
+from nn_torch.parity import TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
 LOSS_RTOL = {"float32": 1e-6, "float64": 1e-14}

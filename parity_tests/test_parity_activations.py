@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 
 import nn_numpy.activations as np_act
 import nn_torch.activations as torch_act
-from parity_check import ACTIVATION_TOLERANCE, helper_test_op
+from nn_torch.parity import ACTIVATION_TOLERANCE, compare as helper_test_op
 
 inf, nan = np.inf, np.nan
 

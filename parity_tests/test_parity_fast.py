@@ -17,7 +17,7 @@ import nn_torch
 from nn_numpy.data.errors import InputShapeError
 from nn_numpy.evaluate import _sigmoid_
 from nn_numpy.network import MNIST_SHAPES
-from parity_check import ACTIVATION_TOLERANCE, TOLERANCE, assert_parity
+from nn_torch.parity import ACTIVATION_TOLERANCE, TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
 BATCH_SIZES = [1, 7, 100, 4096, None]

@@ -10,7 +10,7 @@ import torch
 import nn_numpy
 import nn_torch
 from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
-from parity_check import REFERENCE_BOUND, TOLERANCE, assert_parity
+from nn_torch.parity import REFERENCE_BOUND, TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
 

@@ -13,7 +13,7 @@ import torch
 
 import nn_numpy
 import nn_torch
-from parity_check import TOLERANCE, assert_parity
+from nn_torch.parity import TOLERANCE, assert_parity
 
 NAN_ROWS, INF_ROWS = [1, 2, 5], [3, 4]
 

@@ -5,7 +5,7 @@ import torch
 
 import nn_numpy
 import nn_torch
-from parity_check import TOLERANCE, assert_parity
+from nn_torch.parity import TOLERANCE, assert_parity
 
 BOOK_OUTPUT = [0.31682708, 0.69627909]  # the chapter's printout for x = [1.0, 0.5]
 

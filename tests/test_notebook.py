@@ -1,0 +1,116 @@
+"""The learners' notebook runs top to bottom in a fresh kernel, and what no machine changes is what it saved.
+
+Cells tagged ``key-value`` (accuracy, labels, parity verdicts, the helper's failure message) must
+print exactly their saved text; the other cells (float32 differences, the device) may differ.
+"""
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+for module in ("nbformat", "nbclient", "ipykernel"):
+    pytest.importorskip(module, reason=f"{module} is missing: pip install -e '.[notebook]'")
+import nbformat  # noqa: E402
+
+from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def runner(load_script):
+    return load_script("run_notebook.py")
+
+
+@pytest.fixture(scope="module")
+def saved(runner):
+    return nbformat.read(runner.NOTEBOOK, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def executed(runner, saved):
+    """A fresh run of the saved notebook, plus one cell that says which Python and which packages ran it."""
+    nb = copy.deepcopy(saved)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys, nn_numpy\nprint(sys.prefix)\nprint(nn_numpy.__file__)"))
+    return runner.execute(nb)  # raises CellExecutionError, naming the cell, if any cell fails
+
+
+def images(nb):
+    return sum("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
+               for out in cell.outputs)
+
+
+def test_the_kernel_is_this_interpreter_with_this_clones_packages(executed, runner):
+    assert runner.text_output(executed.cells[-1]).splitlines() == [
+        sys.prefix, str(ROOT / "nn_numpy" / "__init__.py")]
+
+
+def test_a_fresh_run_prints_the_saved_key_values_and_draws_the_figures(executed, saved, runner):
+    changes = runner.key_value_changes(saved, executed)
+    assert not changes, "\n".join(f"cell {i}:\n--- saved\n{a}--- now\n{b}" for i, a, b in changes)
+    assert images(executed) == images(saved) >= 3  # %matplotlib inline, whatever MPLBACKEND says
+
+
+def test_the_saved_key_values_hold_the_books_results(saved, runner):
+    texts = [runner.text_output(cell) for _, cell in runner.key_cells(saved)]
+    assert len(texts) >= 10 and all(texts), "every key-value cell must have saved output"
+    text = "".join(texts)
+    assert text.count(f"Accuracy: {BOOK_ACCURACY}\n") == 4  # book loop and batches, NumPy and torch
+    assert "[0.31682708 0.69627909]" in text
+    assert "my leaky ReLU on cpu: not close!\nMismatched elements: 3 / 7" in text
+    assert "MNIST labels (10000,): parity OK" in text and "dW1: parity OK" in text
+
+
+def test_the_saved_notebook_ran_top_to_bottom_and_shows_no_timing_or_path(saved):
+    code = [cell for cell in saved.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    outputs = nbformat.writes(nbformat.v4.new_notebook(cells=code))
+    assert '"output_type": "error"' not in outputs
+    for path in (str(ROOT), os.path.expanduser("~")):
+        assert len(path) < 2 or path not in outputs, f"{path} in the saved outputs"
+    assert not any("execution" in cell.metadata for cell in code), "timings recorded"
+
+
+def test_key_value_changes_sees_only_tagged_cells(runner):
+    def notebook(accuracy, device):
+        key = nbformat.v4.new_code_cell("print(acc)", metadata={"tags": [runner.KEY_TAG]})
+        key.outputs = [nbformat.v4.new_output("stream", text=f"Accuracy: {accuracy}\n")]
+        free = nbformat.v4.new_code_cell("print(device)")
+        free.outputs = [nbformat.v4.new_output("stream", text=f"{device}\n")]
+        return nbformat.v4.new_notebook(cells=[free, key])
+
+    assert runner.key_value_changes(notebook(0.9352, "cpu"), notebook(0.9352, "cuda:0")) == []
+    assert runner.key_value_changes(notebook(0.9352, "cpu"), notebook(0.9351, "cpu")) == [
+        (1, "Accuracy: 0.9352\n", "Accuracy: 0.9351\n")]
+
+
+def small_notebook(path, *sources, saved_text="2\n"):
+    """A notebook of ``sources``, the last one tagged key-value with ``saved_text`` as its saved output."""
+    cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    cells[-1].metadata["tags"] = ["key-value"]
+    cells[-1].outputs = [nbformat.v4.new_output("stream", text=saved_text)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_the_script_saves_outputs_and_checks_key_values(run_script, tmp_path):
+    path = small_notebook(tmp_path / "nb.ipynb", "x = 1", "print(x + 1)", saved_text="")
+    assert run_script("run_notebook.py", path, "--check").returncode == 1  # "" saved, "2" printed
+    proc = run_script("run_notebook.py", path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # not even ipykernel's warning about local TCP
+    assert [c.get("outputs") for c in nbformat.read(path, as_version=4).cells][1][0]["text"] == "2\n"
+    proc = run_script("run_notebook.py", path, "--check")
+    assert (proc.returncode, proc.stdout) == (0, "1 of 1 key-value cells as saved\n")
+
+
+def test_the_script_names_a_failing_cell_and_leaves_the_notebook_alone(run_script, tmp_path,
+                                                                       assert_one_line_error):
+    path = small_notebook(tmp_path / "nb.ipynb", "print(1)", "assert 1 == 2, 'boom'")
+    before = path.read_bytes()
+    assert_one_line_error(run_script("run_notebook.py", path), "cell 1 failed: AssertionError: boom", code=1)
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    assert_one_line_error(run_script("run_notebook.py", tmp_path / "missing.ipynb"), "No such file")
