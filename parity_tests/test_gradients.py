@@ -1,6 +1,6 @@
 """Backward parity: NumPy's hand-written gradients against ``torch.autograd`` on the same network.
 
-``parity_check.helper_test_op`` compares one forward op; :func:`helper_test_backward` below
+``nn_torch.parity.compare`` compares one forward op; :func:`helper_test_backward` below
 builds on its :func:`assert_parity` to run the forward and the backward in one call: the
 probabilities, the loss, then every gradient, each stage named on failure. The torch side is
 ``nn_torch.backward``, whose gradients come in the book's layout (``dW1 = fc1.weight.grad.T``).

@@ -1,7 +1,7 @@
 """Every activation and softmax, NumPy vs torch, on random data, exact values and extremes.
 
 One line per op, one line per input; each (op, input, dtype, device) is one case.
-Tolerances: ``parity_check.ACTIVATION_TOLERANCE``.
+Tolerances: ``nn_torch.parity.ACTIVATION_TOLERANCE``.
 """
 
 import numpy as np

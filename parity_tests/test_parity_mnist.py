@@ -1,6 +1,6 @@
 """MNIST, all 10,000 test images, the book's weights: NumPy and torch compute the same thing.
 
-See ``parity_check`` for the tolerances and README.md for the figures they were set from.
+See ``nn_torch.parity`` for the tolerances and README.md for the figures they were set from.
 """
 
 import numpy as np
