@@ -123,13 +123,11 @@ def test_all_mirrors_failing_is_one_error_listing_the_files_and_the_folder(tmp_p
 
 
 def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
-    import pooch
-
-    def half_then_interrupt(self, url, output_file, pooch_):
+    def half_then_interrupt(url, output_file, *args):
         Path(output_file).write_bytes(b"\0" * 1000)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", half_then_interrupt)
+    monkeypatch.setattr(download, "_stream", half_then_interrupt)
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
     with pytest.raises(KeyboardInterrupt):
         fetch_mnist_file(IMAGES, tmp_path)
