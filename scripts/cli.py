@@ -5,6 +5,8 @@ Never imports torch: ``scripts/evaluate.py --backend numpy`` must not pay for it
 """
 
 import argparse
+import contextlib
+import signal
 import sys
 import traceback
 import warnings
@@ -73,6 +75,30 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a job scheduler), raised where the program is, as Ctrl-C is."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM runs the same cleanup as Ctrl-C (partial downloads removed), then exits 143 with one line."""
+    def terminate(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        previous = None
+    try:
+        yield
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def run_main(main, argv=None):
     """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2.
 
@@ -81,7 +107,7 @@ def run_main(main, argv=None):
     """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
-        with warnings.catch_warnings():
+        with sigterm_as_interrupt(), warnings.catch_warnings():
             if not debug:
                 warnings.showwarning = _one_line_warning
             code = main(argv)

@@ -5,27 +5,36 @@
 
 Prefixes: ``good`` serves the file; ``403``, ``404``, ``503`` answer with that status;
 ``html`` answers 200 with an HTML error page; ``truncated`` announces the full length
-but sends half and hangs up; ``wrong`` sends the right length with one byte changed.
+but sends half and hangs up; ``wrong`` sends the right length with one byte changed;
+``endless`` sends the file, then zeros, with no length announced; ``oversized`` announces
+twice the file's length; ``trickle`` sends the first half, then one byte every
+``trickle_interval`` seconds. Every answer ends within :data:`MAX_ANSWER_S` seconds or
+:data:`MAX_ANSWER_BYTES` bytes, whichever comes first, so that a test of a broken client ends.
 :func:`refused_url` is a base URL where nothing listens.
 """
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BEHAVIOURS = ("good", "403", "404", "503", "html", "truncated", "wrong")
+BEHAVIOURS = ("good", "403", "404", "503", "html", "truncated", "wrong", "endless", "oversized", "trickle")
+MAX_ANSWER_S, MAX_ANSWER_BYTES = 30, 64 << 20
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in.</body></html>\n"
 
 
 class MirrorServer:
     """Serves ``files`` (``{name: bytes}``) under every prefix of :data:`BEHAVIOURS`.
 
-    ``requests`` lists the paths asked for, in order, so tests can see which mirrors were hit.
+    ``requests`` lists the paths asked for, in order, so tests can see which mirrors were hit;
+    ``sent`` the body bytes each answer wrote.
     """
 
-    def __init__(self, files):
+    def __init__(self, files, trickle_interval=0.05):
         self.files = dict(files)
+        self.trickle_interval = trickle_interval
         self.requests = []
+        self.sent = []
         mirror = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,10 +75,37 @@ class MirrorServer:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
         handler.send_response(200)
         handler.send_header("Content-Type", "text/html" if behaviour == "html" else "application/octet-stream")
-        handler.send_header("Content-Length", str(len(body)))
+        if behaviour != "endless":  # without a length, the body ends when the connection does
+            handler.send_header("Content-Length", str(len(body) * (2 if behaviour == "oversized" else 1)))
         handler.end_headers()
-        handler.wfile.write(body[:len(body) // 2] if behaviour == "truncated" else body)
         handler.close_connection = True
+        sent, stop = 0, time.monotonic() + MAX_ANSWER_S
+        try:
+            for chunk in self._chunks(behaviour, body):
+                if sent >= MAX_ANSWER_BYTES or time.monotonic() > stop:
+                    break
+                handler.wfile.write(chunk)
+                handler.wfile.flush()
+                sent += len(chunk)
+        except OSError:  # the client gave up: that is what these mirrors test
+            pass
+        self.sent.append(sent)
+
+    def _chunks(self, behaviour, body):
+        """The body as sent, in pieces."""
+        if behaviour == "truncated":
+            yield body[:len(body) // 2]
+        elif behaviour == "endless":
+            yield body
+            while True:
+                yield bytes(1 << 16)
+        elif behaviour == "trickle":
+            yield body[:len(body) // 2]
+            for i in range(len(body) // 2, len(body)):
+                time.sleep(self.trickle_interval)
+                yield body[i:i + 1]
+        else:
+            yield body
 
 
 def refused_url():

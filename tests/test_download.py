@@ -3,8 +3,10 @@
 import errno
 import os
 import re
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from mirror_server import BEHAVIOURS, MirrorServer, refused_url
 from nn_numpy.data import download
 from nn_numpy.data.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_file, fetch_weights, resolve_data_dir,
                                sha256_file)
-from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError, NNError
 
 DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -31,9 +33,11 @@ def server():
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-    """No test may reach the internet: every URL defaults to a refused local port."""
+    """No test may reach the internet: every URL defaults to a refused local port. The deadline is
+    short for the trickling mirror's sake, and still ample for a local download."""
     monkeypatch.setenv("NN_MNIST_MIRRORS", refused_url())
     monkeypatch.setenv("NN_WEIGHTS_URL", refused_url() + "sample_weight.pkl")
+    monkeypatch.setenv("NN_DOWNLOAD_TIMEOUT", "3")
 
 
 @pytest.fixture(params=["mode", "mount"])
@@ -97,7 +101,8 @@ def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_on
 @pytest.mark.parametrize("behaviour,reason", [
     ("refused", "Connection refused"), ("403", "HTTP 403 Forbidden"), ("404", "HTTP 404 Not Found"),
     ("503", "HTTP 503 Service Unavailable"), ("html", "SHA-256"), ("truncated", "IncompleteRead"),
-    ("wrong", "SHA-256")])
+    ("wrong", "SHA-256"), ("endless", "it sent more than the file's 4,542 bytes"),
+    ("oversized", "it announces 9,084 bytes; the file has 4,542"), ("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)")])
 def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, monkeypatch, capsys, behaviour,
                                                               reason):
     bad = refused_url() if behaviour == "refused" else server.url(behaviour)
@@ -228,3 +233,97 @@ def test_mirrors_come_from_nn_mnist_mirrors_in_order(monkeypatch):
 def test_an_unknown_file_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown MNIST file 'mnist.npz'"):
         fetch_mnist_file("mnist.npz", tmp_path)
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-5", "inf", "nan", "1e999"])
+def test_a_bad_nn_download_timeout_is_one_line(monkeypatch, text):
+    monkeypatch.setenv("NN_DOWNLOAD_TIMEOUT", text)
+    with pytest.raises(NNError, match=f"NN_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {text!r}"):
+        download.download_timeout()
+
+
+def test_nn_download_timeout_sets_the_deadline_else_the_default(monkeypatch):
+    monkeypatch.setenv("NN_DOWNLOAD_TIMEOUT", " 2.5 ")
+    assert download.download_timeout() == 2.5
+    monkeypatch.delenv("NN_DOWNLOAD_TIMEOUT")
+    assert download.download_timeout() == download.DEFAULT_TIMEOUT_S == 900
+
+
+def test_the_recorded_sizes_are_those_of_the_files(server):
+    assert download.MNIST_SIZES.keys() == MNIST_FILES.keys()
+    for name in (IMAGES, LABELS):
+        assert download.MNIST_SIZES[name] == (DATA / "mnist" / name).stat().st_size
+    assert download.WEIGHTS_SIZE == (DATA / "sample_weight.pkl").stat().st_size
+
+
+@pytest.mark.parametrize("data_dir_exists", [True, False])
+def test_a_read_only_folder_is_never_written_even_to_make_mnist_in_it(tmp_path, server, monkeypatch, data_dir_exists):
+    read_only = tmp_path / "ro"
+    data_dir = read_only if data_dir_exists else read_only / "new"  # mnist/ absent either way
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
+    try:
+        with pytest.raises(DataNotFoundError, match=f"cannot be saved in {re.escape(str(read_only))} \\(read-only\\)"):
+            fetch_mnist_file(LABELS, data_dir)
+        assert listing(read_only) == []
+    finally:
+        read_only.chmod(0o755)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_downloaded_files_honour_the_umask(tmp_path, server, monkeypatch, umask):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
+    monkeypatch.setenv("NN_WEIGHTS_URL", server.url("good") + "sample_weight.pkl")
+    previous = os.umask(umask)
+    try:
+        paths = [fetch_mnist_file(LABELS, tmp_path), fetch_weights(tmp_path)]
+    finally:
+        os.umask(previous)
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in paths] == [oct(0o666 & ~umask)] * 2
+
+
+def test_no_home_folder_is_one_line_naming_data_dir_and_nn_data_dir(monkeypatch, run_in_process):
+    """HOME unset and a uid with no passwd entry (``docker run --user 12345``)."""
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for name in ("HOME", "NN_DATA_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    with pytest.raises(NNError, match="pass --data-dir or set NN_DATA_DIR"):
+        resolve_data_dir()
+    code, out, err = run_in_process("evaluate.py", "--backend", "numpy")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--data-dir" in err and "NN_DATA_DIR" in err, err
+
+
+CONCURRENT_FETCH = """
+import sys, time
+from pathlib import Path
+from nn_numpy.data.download import sha256_file
+from nn_numpy.data.mnist import load_mnist_test
+go = Path(sys.argv[2])
+while not go.exists():  # all start hashing the corrupt file together
+    time.sleep(0.001)
+images, labels = load_mnist_test(normalize=False, data_dir=sys.argv[1])
+print(sha256_file(Path(sys.argv[1]) / "mnist" / "t10k-images-idx3-ubyte.gz"), labels.sum())
+"""
+
+
+def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, test_set):
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / IMAGES).write_bytes((DATA / "mnist" / IMAGES).read_bytes()[:-100])
+    for name in (LABELS,):
+        (tmp_path / "mnist" / name).write_bytes((DATA / "mnist" / name).read_bytes())
+    go = tmp_path / "go"
+    env = {**os.environ, "NN_MNIST_MIRRORS": server.url("good"), "NN_DOWNLOAD_TIMEOUT": "60"}
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_FETCH, str(tmp_path), str(go)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    time.sleep(1)  # let them all import and wait at the line; a late one only races less
+    go.touch()
+    results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
+    expected = f"{MNIST_FILES[IMAGES]} {test_set[1].sum()}\n"
+    assert [(code, out) for out, err, code in results] == [(0, expected)] * 8, [err for _, err, _ in results]
+    assert sha256_file(tmp_path / "mnist" / IMAGES) == MNIST_FILES[IMAGES]
