@@ -314,9 +314,9 @@ print(sha256_file(Path(sys.argv[1]) / "mnist" / "t10k-images-idx3-ubyte.gz"), la
 
 def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, test_set):
     (tmp_path / "mnist").mkdir()
-    (tmp_path / "mnist" / IMAGES).write_bytes((DATA / "mnist" / IMAGES).read_bytes()[:-100])
-    for name in (LABELS,):
-        (tmp_path / "mnist" / name).write_bytes((DATA / "mnist" / name).read_bytes())
+    # large, so that hashing it takes long enough for all of them to find it corrupt at once
+    (tmp_path / "mnist" / IMAGES).write_bytes((DATA / "mnist" / IMAGES).read_bytes() + bytes(32 << 20))
+    (tmp_path / "mnist" / LABELS).write_bytes((DATA / "mnist" / LABELS).read_bytes())
     go = tmp_path / "go"
     env = {**os.environ, "NN_MNIST_MIRRORS": server.url("good"), "NN_DOWNLOAD_TIMEOUT": "60"}
     procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_FETCH, str(tmp_path), str(go)], env=env,
