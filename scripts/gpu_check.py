@@ -90,7 +90,7 @@ def parse_sgd(stdout):
 
 
 def steps(args, tmp):
-    """The steps in the order they run, most wanted first: ``[(name, argv, limit_s, parse)]``.
+    """The steps in the order they run: ``[(name, argv, limit_s, parse)]``.
 
     ``parse(stdout)`` reads the step's results (benchmark.py's from its ``--json`` file in ``tmp``).
     """
@@ -110,12 +110,13 @@ def steps(args, tmp):
         ("parity_float64", parity + ["--dtype", "float64"], 60, json.loads),
         ("bench_small", script("benchmark.py", "--size", SMALL, "--repeats", 50, "--variants", variants,
                                "--json", bench[SMALL]), 90, lambda _: read_json(bench[SMALL])),
-        ("bench_large", script("benchmark.py", "--size", LARGE, "--repeats", 10, "--variants", variants,
-                               "--json", bench[LARGE]), 180, lambda _: read_json(bench[LARGE])),
         ("oom_halving", script("gpu_check.py", "--oom-step", "--device", device, "--oom-images", args.oom_images),
          90, json.loads),
         ("parity_tf32", parity + ["--tf32"], 60, json.loads),
         ("sgd_steps", script("sgd_steps.py", "--device", device), 60, parse_sgd),
+        # last, the longest: if it hangs, it costs no other step
+        ("bench_large", script("benchmark.py", "--size", LARGE, "--repeats", 10, "--variants", variants,
+                               "--json", bench[LARGE]), 240, lambda _: read_json(bench[LARGE])),
     ]
     return [(name, [str(a) for a in argv], limit, parse) for name, argv, limit, parse in out]
 

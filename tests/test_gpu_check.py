@@ -186,7 +186,7 @@ def test_every_command_is_accepted_by_its_script(gpu_check, load_script, tmp_pat
     args = gpu_check.parse_args(["--data-dir", "d"])
     built = gpu_check.steps(args, str(tmp_path))
     assert [name for name, *_ in built] == ["parity_suite", "parity_float32", "parity_float64", "bench_small",
-                                            "bench_large", "oom_halving", "parity_tf32", "sgd_steps"]
+                                            "oom_halving", "parity_tf32", "sgd_steps", "bench_large"]
     for name, argv, limit, parse in built:
         if argv[1] == "-m":
             assert argv[2:6] == ["pytest", "-m", "cuda", "-q"]
