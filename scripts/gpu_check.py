@@ -162,10 +162,9 @@ def run_step(argv, limit, parse, env, command=None):
     return result
 
 
-def run_steps(args, budget_s, env):
-    """Every step within ``budget_s`` seconds -> ``{name: run_step's dict}``; a step that cannot
-    get ``MIN_STEP_S`` seconds is not run, with the reason."""
-    deadline = time.monotonic() + budget_s - RESERVE_S
+def run_steps(args, deadline, env):
+    """Every step before ``deadline`` (``time.monotonic()``) -> ``{name: run_step's dict}``; a step that
+    cannot get ``MIN_STEP_S`` seconds is not run, with the reason."""
     done = {}
     with tempfile.TemporaryDirectory(prefix="gpu_check.") as tmp:
         for name, argv, limit, parse in steps(args, tmp):
@@ -176,7 +175,7 @@ def run_steps(args, budget_s, env):
                 continue
             if left < MIN_STEP_S:
                 done[name] = {"command": None, "rc": None, "seconds": None, "data": None,
-                              "error": f"not run: {left} s of the {budget_s} s budget left"}
+                              "error": f"not run: {max(left, 0)} s of the --budget {args.budget} s left"}
                 continue
             print(f"{name}: up to {min(limit, left)} s ...", flush=True)
             done[name] = run_step(argv, min(limit, left), parse, env, shown(argv, tmp, args.data_dir))
@@ -213,12 +212,16 @@ def oom_step(args):
         total = torch.cuda.get_device_properties(device).total_memory
         torch.cuda.set_per_process_memory_fraction(OOM_LIMIT_BYTES / total, device)
         limit = OOM_LIMIT_BYTES
-    stderr = io.StringIO()
+    stderr, error, mismatched = io.StringIO(), None, None
     with contextlib.redirect_stderr(stderr):
-        labels = nn_torch.predict_labels(model, big, batch_size=len(big), device=device)
+        try:
+            labels = nn_torch.predict_labels(model, big, batch_size=len(big), device=device)
+            mismatched = int(np.count_nonzero(labels != replicate(cpu_labels, len(big))))
+        except (NNError, torch.cuda.OutOfMemoryError) as err:  # the halving did not save it: a result, not a crash
+            error = " ".join(str(err).split())
     print(json.dumps({"device": str(device), "images": len(big), "batch_size": len(big), "memory_limit_bytes": limit,
                       "halving_lines": [line for line in stderr.getvalue().splitlines() if "halving" in line],
-                      "mismatched": int(np.count_nonzero(labels != replicate(cpu_labels, len(big))))}))
+                      "mismatched": mismatched, "error": error}))
     return EXIT_OK
 
 
@@ -321,6 +324,8 @@ def judge(results):
     oom = _data(results, "oom_halving")
     if oom is None:
         goals.append((goal, None, _why_missing(results, "oom_halving")))
+    elif oom.get("error"):
+        goals.append((goal, False, f"{oom['halving_lines'] or 'no halving line'}; then {oom['error']}"))
     elif not oom["halving_lines"]:
         goals.append((goal, None, f"not measured: on {oom['device']}, {oom['images']:,} images in one batch "
                       "ran without an out-of-memory error"))
@@ -458,7 +463,7 @@ def main(argv=None):
     start = time.monotonic()
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "budget_s": args.budget, "environment": environment(device),
-               "steps": run_steps(args, args.budget - int(time.monotonic() - start), env)}
+               "steps": run_steps(args, start + args.budget - RESERVE_S, env)}
     results["seconds"] = time.monotonic() - start
     goals = judge(results)
     write_atomically(out, render(results, goals))

@@ -4,6 +4,7 @@ one-line exit 2 where CUDA is absent."""
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ def results_all_met():
                       "bench_small": step(bench(10_000, "torch_cuda_with_copy", 0.8, 0.7)),
                       "bench_large": step(bench(10_000_000, "torch_cuda", 50.0)),
                       "oom_halving": step({"device": "cuda:0", "images": 1_000_000, "batch_size": 1_000_000,
-                                           "memory_limit_bytes": 2**30, "mismatched": 0, "halving_lines": [
+                                           "memory_limit_bytes": 2**30, "mismatched": 0, "error": None, "halving_lines": [
                                                "cuda:0 out of memory: halving the batch to 500000 images and going on"]}),
                       "parity_tf32": step(parity(max_abs=1e-3, ok=False, precision="high (TF32 on)")),
                       "sgd_steps": step({"device": "cuda:0", "max_weight_diff": 6e-8, "layer": "W1",
@@ -87,6 +88,8 @@ MISSED = [
     (lambda r: r["steps"]["parity_suite"].update(data={"passed": 120, "failed": 9, "errors": 0}),
      "parity suite", "9 failed"),
     (lambda r: r["steps"]["oom_halving"]["data"].update(mismatched=4), "out-of-memory", "4 of 1,000,000 labels"),
+    (lambda r: r["steps"]["oom_halving"]["data"].update(mismatched=None, error="cuda:0 is out of memory even for a "
+                                                        "batch of one image"), "out-of-memory", "then cuda:0 is out"),
     (lambda r: r["steps"]["parity_tf32"].update(data=parity(max_abs=3e-6, precision="high (TF32 on)")),
      "TF32 on", "3x"),
     (lambda r: r["steps"]["sgd_steps"]["data"].update(max_weight_diff=2e-6), "SGD", "2.00e-06"),
@@ -202,7 +205,7 @@ def test_budget_spent_means_not_run(gpu_check, monkeypatch, tmp_path, capsys):
     assert gpu_check.main(["--device", "cpu", "--out", str(out), "--budget", "20"]) == 1
     assert ran == []
     text = out.read_text()
-    assert text.count("not run: 9 s of the 20 s budget left") + text.count("not run: 10 s of the 20 s") >= 7
+    assert len(re.findall(r"\| `-` \| - \| - \| not run: \d s of the --budget 20 s left \|", text)) == 8
     assert "Device: **cpu** (a dry run of the commands, not a GPU check)" in text
     assert os.listdir(tmp_path) == ["gpu.md"]
 
@@ -223,25 +226,36 @@ def test_steps_run_in_order_within_the_budget(gpu_check, monkeypatch, tmp_path, 
     assert os.environ["NN_DATA_DIR"] not in text and "$TMP/bench_10000.json" in text
 
 
-def test_oom_step_finds_the_halving_line_and_compares_labels(gpu_check, monkeypatch, capsys):
-    """On CPU the out-of-memory error is faked above 3,000 images; the step must see the halving."""
+def oom_step_with_memory_for(gpu_check, images, monkeypatch, capsys):
+    """The OOM step's report on CPU, an out-of-memory error faked for batches above ``images`` of the
+    12,000 (the CPU reference on the 10,000 test images runs as usual)."""
     import nn_torch.evaluate
 
     to_device = nn_torch.evaluate._batch_to_device
 
-    def copy_to_small_memory(images, i, j, device):  # where a GPU held to 1 GiB fails in the real step
-        if j - i <= 3000:
-            return to_device(images, i, j, device)
+    def copy_to_small_memory(pixels, i, j, device):  # where a GPU held to 1 GiB fails in the real step
+        if len(pixels) != 12000 or j - i <= images:
+            return to_device(pixels, i, j, device)
         raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: tried to copy {j - i} images")
     monkeypatch.setattr(nn_torch.evaluate, "_batch_to_device", copy_to_small_memory)
     assert gpu_check.main(["--oom-step", "--device", "cpu", "--oom-images", "12000"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["halving_lines"] == ["cpu out of memory: halving the batch to 6000 images and going on"]
-    assert report["mismatched"] == 0 and report["images"] == 12000 and report["memory_limit_bytes"] is None
     results = results_all_met()
     results["steps"]["oom_halving"]["data"] = report
-    met, said = verdict(gpu_check, results, "out-of-memory")
+    return report, verdict(gpu_check, results, "out-of-memory")
+
+
+def test_oom_step_finds_the_halving_line_and_compares_labels(gpu_check, monkeypatch, capsys):
+    report, (met, said) = oom_step_with_memory_for(gpu_check, 3000, monkeypatch, capsys)
+    assert report["halving_lines"] == ["cpu out of memory: halving the batch to 6000 images and going on"]
+    assert report["mismatched"] == 0 and report["images"] == 12000 and report["memory_limit_bytes"] is None
     assert met is False and "ran on cpu, not cuda" in said
+
+
+def test_oom_step_that_halving_cannot_save_is_a_goal_missed(gpu_check, monkeypatch, capsys):
+    report, (met, said) = oom_step_with_memory_for(gpu_check, 0, monkeypatch, capsys)
+    assert report["error"] == "cpu is out of memory even for a batch of one image" and report["mismatched"] is None
+    assert met is False and "halving the batch to 6000 images" in said and "then cpu is out of memory" in said
 
 
 def test_write_is_atomic(gpu_check, tmp_path, monkeypatch):
