@@ -388,14 +388,13 @@ def render(results, goals):
     out += ["", "## Speed (`benchmark.py`)", "",
             "| images | variant | ms min | ms median | IQR (ms) | images/s | accuracy |", "|---|---|---|---|---|---|---|"]
     for step in ("bench_small", "bench_large"):
-        data = steps.get(step, {}).get("data")
+        data = _data(results, step)
         for r in (data or {}).get("rows", []):
             out.append(f"| {data['size']:,} | {r['variant']} | {r['ms_min']:.3f} | {r['ms_median']:.3f} | "
                        f"{r['ms_p25']:.3f}-{r['ms_p75']:.3f} | {r['images_per_s']:.3g} | {r['accuracy']:.4f} |")
 
     out += ["", "## Parity (`parity_report.py`), greatest absolute difference per layer", ""]
-    reports = {k: steps.get(f"parity_{k}", {}).get("data") for k in ("float32", "float64", "tf32")}
-    shown = {k: r for k, r in reports.items() if r}
+    shown = {k: _data(results, f"parity_{k}") for k in ("float32", "float64", "tf32") if _data(results, f"parity_{k}")}
     if shown:
         ratios = tf32_ratios(results) or {}
         out += ["| | " + " | ".join(LAYER_OUTPUTS) + " | predictions differ | matmul precision |",
@@ -410,13 +409,14 @@ def render(results, goals):
         margins = ", ".join(f"{k} {r['min_top2_margin']['torch']:.3g}" for k, r in shown.items())
         out += ["", f"Smallest top-2 probability margin on the torch side: {margins}."]
 
-    oom = steps.get("oom_halving", {}).get("data")
+    oom = _data(results, "oom_halving")
     if oom:
         limit = oom["memory_limit_bytes"]
         out += ["", "## Out-of-memory halving", "",
                 f"`predict_labels(model, images, batch_size={oom['batch_size']:,})` on {oom['images']:,} images "
                 + (f"with the process limited to {limit / 2**30:g} GiB of GPU memory" if limit else "with no memory limit")
-                + f": {oom['halving_lines'] or 'no halving'}; {oom['mismatched']} labels differ from the CPU's."]
+                + f": {'; '.join(oom['halving_lines']) or 'no halving'}; "
+                + (f"then {oom['error']}." if oom.get("error") else f"{oom['mismatched']} labels differ from the CPU's.")]
 
     out += ["", "## Commands", "", "| step | command | exit | s | note |", "|---|---|---|---|---|"]
     for name, s in steps.items():
@@ -459,7 +459,9 @@ def main(argv=None):
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise NNError(f"cannot write --out {out}: its folder does not exist")
     load_inputs(args)  # missing data fails here, once, not in every step
-    env = {**os.environ, **({"NN_DATA_DIR": os.path.abspath(args.data_dir)} if args.data_dir else {})}
+    if args.data_dir:  # the steps run in the clone's root
+        args.data_dir = os.path.abspath(args.data_dir)
+    env = {**os.environ, **({"NN_DATA_DIR": args.data_dir} if args.data_dir else {})}
     start = time.monotonic()
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "budget_s": args.budget, "environment": environment(device),

@@ -214,13 +214,15 @@ def test_steps_run_in_order_within_the_budget(gpu_check, monkeypatch, tmp_path, 
     calls = []
 
     def fake(argv, limit, parse, env, command=None):
-        calls.append(limit)
+        calls.append((limit, argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else env["NN_DATA_DIR"]))
         return {"command": command, "rc": 0, "seconds": 0.0, "error": None, "data": None}
     monkeypatch.setattr(gpu_check, "run_step", fake)
     out = tmp_path / "gpu.md"
+    data_dir = os.path.abspath(os.environ["NN_DATA_DIR"])
+    monkeypatch.chdir(os.path.dirname(data_dir))  # a relative --data-dir, while the steps run in the clone's root
     gpu_check.main(["--device", "cpu", "--out", str(out), "--budget", "100", "--skip-large", "--data-dir",
-                    os.environ["NN_DATA_DIR"]])
-    assert len(calls) == 7 and all(limit <= 90 for limit in calls)
+                    os.path.basename(data_dir)])
+    assert len(calls) == 7 and all(limit <= 90 and path == data_dir for limit, path in calls)
     text = out.read_text()
     assert "not run: --skip-large" in text and "--data-dir $DATA_DIR" in text
     assert os.environ["NN_DATA_DIR"] not in text and "$TMP/bench_10000.json" in text
