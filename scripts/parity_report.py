@@ -3,13 +3,17 @@
 
     python scripts/parity_report.py                       # MNIST test set, float32, auto device
     python scripts/parity_report.py --device cuda --dtype float64 --json
+    python scripts/parity_report.py --device cuda --tf32    # what TF32 changes, layer by layer
 
 Per layer (a1 z1 a2 z2 a3 y): the greatest absolute and relative difference and the
 elements beyond the parity suite's tolerance; then mismatched predictions, the smallest
 top-2 probability margin (how close any image is to flipping), device, dtype and matmul
-precision. Exit codes: 0 parity holds, 1 it does not, 2 bad input or environment.
+precision. ``--tf32`` runs torch's float32 matmuls with TF32 allowed instead of at full
+precision, to measure how far it moves each layer. TF32 is a format of NVIDIA GPUs (Ampere and
+later): on CPU the option is accepted and reported, and the figures should not move. Exit codes: 0 parity holds, 1 it does not, 2 bad input or environment.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,6 +34,10 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--batch-size", type=positive_int, help="images per batch on both sides (default: all at once)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 in float32 matmuls (set_float32_matmul_precision('high'), "
+                        "cuda.matmul.allow_tf32) instead of full precision, to measure its effect; "
+                        "NVIDIA GPUs from Ampere on use it, CPUs do not")
     return add_data_args(p).parse_args(argv)
 
 
@@ -41,10 +49,24 @@ def top2_margin(y):
     return float(gaps[i]), i
 
 
-def run_both(weights, images, device, dtype, batch_size):
+@contextlib.contextmanager
+def tf32_allowed():
+    """float32 matmuls may use TF32 inside the block; every setting is put back afterwards."""
+    import torch
+
+    from nn_torch import full_precision
+
+    with full_precision():  # for its restore: it saves every precision setting and puts it back
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cuda.matmul.allow_tf32 = True
+        yield
+
+
+def run_both(weights, images, device, dtype, batch_size, tf32=False):
     """Every intermediate of both sides, ``{layer: (N, ..) array}`` each, and the matmul precision used.
 
     NumPy normalises on the host; torch gets uint8 on the device and normalises there.
+    torch runs at full float32 precision, or with TF32 allowed when ``tf32``.
     """
     import torch
 
@@ -55,7 +77,7 @@ def run_both(weights, images, device, dtype, batch_size):
     np_dtype, torch_dtype = np.dtype(dtype).type, getattr(torch, dtype)
     model = MnistNet.from_numpy(weights, torch_dtype).to(device)
     ref, ours = {k: [] for k in LAYER_OUTPUTS}, {k: [] for k in LAYER_OUTPUTS}
-    with torch.inference_mode(), full_precision():
+    with torch.inference_mode(), (tf32_allowed() if tf32 else full_precision()):
         for i in range(0, len(images), batch_size):
             batch = images[i:i + batch_size]
             pixels = torch.from_numpy(np.require(batch, requirements=("C", "W"))).to(device)
@@ -80,7 +102,8 @@ def main(argv=None):
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
     check_dtype(device, getattr(torch, args.dtype))
     weights, images, labels, source = load_inputs(args)
-    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or len(images))
+    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or len(images),
+                                     args.tf32)
     tol = TOLERANCE[args.dtype]
     layers = {k: differences(ref[k], ours[k], **tol) for k in LAYER_OUTPUTS}
     pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
@@ -90,7 +113,7 @@ def main(argv=None):
     ok = mismatched == 0 and all(d["mismatched"] == 0 for d in layers.values())
     report = {
         "ok": ok, "source": source, "images": len(images), "device": str(device), "dtype": args.dtype,
-        "matmul_precision": precision, "tolerance": tol, "layers": layers,
+        "matmul_precision": precision, "tf32": args.tf32, "tolerance": tol, "layers": layers,
         "mismatched_predictions": mismatched,
         "accuracy": {"numpy": accuracy(pred_np, labels), "torch": accuracy(pred_torch, labels)},
         "min_top2_margin": {"numpy": margin_np, "numpy_image": image_np,
@@ -101,6 +124,8 @@ def main(argv=None):
     else:
         print(f"{len(images)} images from {source}")
         print(f"device {device}, dtype {args.dtype}, float32 matmul precision {precision}")
+        if args.tf32 and (device.type != "cuda" or args.dtype != "float32"):
+            print("note: TF32 applies to float32 matmuls on CUDA GPUs only: here it changes nothing")
         print(f"tolerance |torch - numpy| <= {tol['atol']:g} + {tol['rtol']:g} * |numpy|")
         print(f"{'layer':6} {'max abs diff':>13} {'max rel diff':>13} {'beyond tol':>11}")
         for k, d in layers.items():

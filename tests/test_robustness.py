@@ -17,8 +17,10 @@ import pytest
 from cli import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
-# The data-reading scripts: cli.py is their helpers; run_notebook.py reads no data (tests/test_notebook.py)
-SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py") if p.name not in ("cli.py", "run_notebook.py"))
+# The data-reading scripts: cli.py is their helpers; run_notebook.py reads no data (tests/test_notebook.py);
+# gpu_check.py takes no --weights or --images and needs CUDA before anything (tests/test_gpu_check.py)
+SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py")
+                 if p.name not in ("cli.py", "run_notebook.py", "gpu_check.py"))
 DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 

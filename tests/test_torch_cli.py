@@ -35,7 +35,7 @@ def test_json_is_one_object_with_per_layer_figures():
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["mismatched_predictions"] == 0
     assert (report["device"], report["dtype"], report["images"]) == ("cpu", "float32", 10000)
-    assert report["matmul_precision"] == "highest (TF32 off)"
+    assert report["matmul_precision"] == "highest (TF32 off)" and report["tf32"] is False
     assert list(report["layers"]) == list(LAYER_OUTPUTS)
     for figures in report["layers"].values():
         assert figures["mismatched"] == 0 and 0 < figures["max_abs"] <= report["tolerance"]["atol"] * 2
@@ -49,6 +49,18 @@ def test_float64_batched_table(capsys):
     assert code == 0
     assert "dtype float64" in out and "parity: OK, all 10000 predictions identical" in out
     assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYER_OUTPUTS] == list(LAYER_OUTPUTS)
+
+
+def test_tf32_is_reported_and_the_settings_restored(capsys):
+    from nn_torch import matmul_precision
+
+    before = matmul_precision()
+    code = load_script().main(["--device", "cpu", "--tf32", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["tf32"] is True and report["matmul_precision"] == "high (TF32 on)"
+    assert matmul_precision() == before
+    load_script().main(["--device", "cpu", "--tf32"])
+    assert "note: TF32 applies to float32 matmuls on CUDA GPUs only" in capsys.readouterr().out
 
 
 def test_a_parity_failure_exits_1(monkeypatch, capsys):
