@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
 from nn_numpy.data.download import is_writable  # noqa: E402
 from nn_numpy.data.errors import NNError  # noqa: E402
+from nn_numpy.data.files import atomic_write, is_pipe_or_device  # noqa: E402
 from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
 
 VARIANTS = ("book_loop", "book_batch100", "numpy_plain", "project_numpy", "project_torch_cpu", "torch_cuda",
@@ -47,7 +48,8 @@ def parse_args(argv):
     p.add_argument("--variants", type=variant_list,
                    help=f"comma-separated subset of {','.join(VARIANTS)} (default: all present; above "
                         f"{TEST_SET_SIZE} images, all but {','.join(NEEDS_FLOAT_COPY)}, which need a float32 copy)")
-    p.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
+    p.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON "
+                   "(-: JSON on stdout, the table on stderr)")
     return add_data_args(p).parse_args(argv)
 
 
@@ -184,7 +186,7 @@ def check_before_run(args):
     if available is not None and need > available:
         raise NNError(f"--size {args.size}: its uint8 images alone need {need / 2**30:.1f} GiB, but only "
                       f"{available / 2**30:.1f} GiB of memory is available")
-    if args.json:
+    if args.json and args.json != "-" and not is_pipe_or_device(args.json):  # those are written through
         folder = os.path.dirname(os.path.abspath(args.json))
         if os.path.isdir(args.json):
             raise NNError(f"--json {args.json} is a folder: give a file path")
@@ -195,18 +197,13 @@ def check_before_run(args):
 
 
 def write_json(path, result):
-    """``json.dump`` to a temporary file beside ``path``, then rename: ``path`` is whole or untouched."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):  # its message would name the temporary file, not the user's
-            raise NNError(f"cannot write --json {path}: {err.strerror or err}") from err
-        raise
+    """``result`` as JSON to ``path`` (``-``: stdout), atomically: ``path`` is whole or untouched."""
+    if path == "-":
+        json.dump(result, sys.stdout, indent=1)
+        print()
+        return
+    with atomic_write(path, "w", what=f"write --json {path}") as f:
+        json.dump(result, f, indent=1)
 
 
 def peak_rss_reset():
@@ -285,10 +282,12 @@ def main(argv=None):
     check_before_run(args)
     from nn_numpy import accuracy, forward_layers, normalize
 
+    report = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout holds the JSON alone
     weights, test_images, test_labels, source = load_inputs(args)
     reference = np.argmax(forward_layers(weights, normalize(test_images))["y"], axis=1)
     if args.weights is None and args.images is None and accuracy(reference, test_labels) != BOOK_ACCURACY:
-        print(f"FAILED: the reference scores {accuracy(reference, test_labels)}, not the book's {BOOK_ACCURACY}")
+        print(f"FAILED: the reference scores {accuracy(reference, test_labels)}, not the book's {BOOK_ACCURACY}",
+              file=report)
         return EXIT_FAILED
     n = args.size
     # np.resize repeats the set cyclically: uint8 only, the float32 copy is what is being avoided
@@ -322,21 +321,21 @@ def main(argv=None):
         r["ratio_to_numpy_plain"] = r["ms_median"] / plain if plain else None
 
     info = machine()
-    print(f"{n} images ({images.nbytes / 2**20:.0f} MB uint8) from {source}")
+    print(f"{n} images ({images.nbytes / 2**20:.0f} MB uint8) from {source}", file=report)
     print(f"{info['cpu']}, {info['cores']} cores; sgemm peak {peak:.0f} GFLOP/s ({library}); compute bound for "
-          f"{n} images: {FLOP_PER_IMAGE * n / 1e9:.2f} GFLOP / peak = {bound_ms:.2f} ms")
+          f"{n} images: {FLOP_PER_IMAGE * n / 1e9:.2f} GFLOP / peak = {bound_ms:.2f} ms", file=report)
     print(f"{'variant':22} {'ms median':>10} {'IQR':>15} {'images/s':>12} {'x plain':>8} {'x bound':>8} "
-          f"{'accuracy':>9} {'peak RSS':>9}")
+          f"{'accuracy':>9} {'peak RSS':>9}", file=report)
     for r in rows:
         ratio = f"{r['ratio_to_numpy_plain']:.2f}" if r["ratio_to_numpy_plain"] else "-"
         print(f"{r['variant']:22} {r['ms_median']:>10.2f} {r['ms_p25']:>7.2f}-{r['ms_p75']:<7.2f} "
               f"{r['images_per_s']:>12.3g} {ratio:>8} {r['ratio_to_bound']:>8.2f} {r['accuracy']:>9.4f} "
-              f"{r['peak_rss_mb']:>6.0f} MB")
+              f"{r['peak_rss_mb']:>6.0f} MB", file=report)
     if args.json:
         write_json(args.json, {"size": n, "bound_ms": bound_ms, "sgemm_gflops": peak, "sgemm_library": library,
                                "dataset_mb": images.nbytes / 2**20, "machine": info, "rows": rows})
     for line in wrong:
-        print(f"FAILED: {line}")
+        print(f"FAILED: {line}", file=report)
     return EXIT_FAILED if wrong else EXIT_OK
 
 

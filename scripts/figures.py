@@ -143,6 +143,7 @@ def main(argv=None):
     import nn_numpy.activations as np_acts
     import nn_torch.activations as torch_acts
     from nn_numpy import normalize, predict
+    from nn_numpy.data.files import atomic_write
     from nn_torch.evaluate import predict_proba
     from nn_torch.network import MnistNet
     from nn_torch.parity import TOLERANCE
@@ -162,15 +163,9 @@ def main(argv=None):
     for name, size in FIGURES.items():
         fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
         draw[name](fig)
-        path = os.path.join(out, name)
-        tmp = f"{path}.{os.getpid()}.tmp"
         try:
-            fig.savefig(tmp, format="png", dpi=DPI)
-            os.replace(tmp, path)
-        except BaseException:  # Ctrl-C or a full disk mid-write: no stray temporary file
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+            with atomic_write(os.path.join(out, name)) as file:  # Ctrl-C or a full disk: no half or stray file
+                fig.savefig(file, format="png", dpi=DPI)
         finally:
             plt.close(fig)
     print(f"wrote {len(FIGURES)} figures to {out}")

@@ -78,8 +78,7 @@ def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch):
 
     def interrupt_the_second(self, fname, **kwargs):
         if saved:
-            with open(fname, "wb") as f:
-                f.write(PNG_SIGNATURE)  # half a PNG, then Ctrl-C
+            fname.write(PNG_SIGNATURE)  # half a PNG, then Ctrl-C
             raise KeyboardInterrupt
         saved.append(fname)
         real_savefig(self, fname, **kwargs)
