@@ -16,11 +16,13 @@ import pickle
 import pickletools
 import reprlib
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
+from .errors import DataNotFoundError, UnsafePickleError, WeightsError
+from .files import atomic_write, read_npy, read_regular
 from ..network import LAYER_NAMES, MNIST_SHAPES
 
 # np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
@@ -30,8 +32,20 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # Integers and complex load so that validate_weights can name the wrong dtype.
 _NUMERIC_SPECS = {"b1", *(kind + size for kind in "iu" for size in "1248"), "f2", "f4", "f8", "c8", "c16"}
 
-# Error messages quote values from an untrusted file: keep them one short line, whatever the nesting.
-_repr = reprlib.Repr()
+# The largest integer a weights pickle needs: array sizes and dimensions fit in NumPy's intp.
+# Anything larger is refused before any arithmetic: a product of thousands of 14,000-bit
+# "dimensions" takes minutes. NumPy 2 allows at most 64 dimensions (1.x: 32).
+_MAX_INT, _MAX_NDIM = 2**63 - 1, 64
+
+
+class _Repr(reprlib.Repr):
+    """Error messages quote values from an untrusted file: one short line, whatever the nesting or size."""
+
+    def repr_int(self, x, level):  # str() of a 5,000-digit int raises ValueError, and is slow long before
+        return repr(x) if abs(x) <= _MAX_INT else f"<{x.bit_length()}-bit integer>"
+
+
+_repr = _Repr()
 _repr.maxstring = _repr.maxother = 120
 
 
@@ -73,8 +87,10 @@ def _array_from_bytes(data, dtype, shape, order):
     """``bytes, _Dtype, shape, "C"|"F" -> ndarray`` viewing ``data``; its size must match exactly."""
     if not isinstance(dtype, _Dtype):
         raise UnsafePickleError(f"array dtype must come from numpy.dtype, found {type(dtype).__name__}")
-    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-        raise UnsafePickleError(f"array shape {_repr.repr(shape)} refused")
+    if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM and all(type(n) is int and 0 <= n <= _MAX_INT
+                                                                         for n in shape)):
+        raise UnsafePickleError(f"array shape {_repr.repr(shape)} refused: at most {_MAX_NDIM} dimensions, "
+                                f"each an integer from 0 to 2**63-1")
     if not isinstance(data, (bytes, bytearray)):  # an object array's state is a list of objects
         raise UnsafePickleError(f"array data must be bytes, found {type(data).__name__}")
     expected = math.prod(shape) * dtype.dtype.itemsize
@@ -161,10 +177,14 @@ def _check_opcodes(data):
     pickletools checks every count against the bytes present, so a forged length cannot make CPython
     allocate terabytes first. And CPython sizes its memo table by the largest index: a 9-byte pickle
     with ``LONG_BINPUT 2**29`` would take 8 GB. A pickler numbers memo slots from 0, one per opcode at most.
+    Integers beyond :data:`_MAX_INT` are refused here, before anything computes with them.
     """
     for position, (op, arg, _) in enumerate(pickletools.genops(data)):
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > position:
             raise UnsafePickleError(f"memo index {arg} at opcode {position} refused: picklers number them from 0")
+        if op.name in ("LONG", "LONG1", "LONG4") and abs(arg) > _MAX_INT:
+            raise UnsafePickleError(f"{_repr.repr(arg)} at opcode {position} refused: a weights pickle holds "
+                                    "no integer beyond 2**63-1")
 
 
 def safe_load_pickle(file_or_bytes, source="pickle"):
@@ -205,6 +225,14 @@ def _first_line(err):
     return (str(err).splitlines() or [""])[0][:200]
 
 
+def _check_keys(keys, source):
+    missing = [key for key in LAYER_NAMES if key not in keys]
+    extra = [_repr.repr(key) for key in keys if key not in LAYER_NAMES]
+    if missing or extra:
+        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
+                           f"unexpected: {', '.join(extra) or 'none'}")
+
+
 def validate_weights(weights, source="weights"):
     """The MNIST network's ``{W1..b3}`` -> a new dict of C-contiguous float32 arrays, in LAYER_NAMES order.
 
@@ -213,11 +241,7 @@ def validate_weights(weights, source="weights"):
     """
     if not isinstance(weights, dict):
         raise WeightsError(f"{source}: expected a dict of arrays, found {_name(weights)}")
-    missing = [key for key in LAYER_NAMES if key not in weights]
-    extra = [_repr.repr(key) for key in weights if key not in LAYER_NAMES]
-    if missing or extra:
-        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
-                           f"unexpected: {', '.join(extra) or 'none'}")
+    _check_keys(weights, source)
     checked, converted = {}, []
     for key in LAYER_NAMES:
         value, shape = weights[key], MNIST_SHAPES[key]
@@ -247,15 +271,34 @@ def _read_bytes(path):
         raise DataNotFoundError(f"weights file not found: {path} (pass an existing .pkl or .npz, "
                                 "or leave --weights out for the book's sample_weight.pkl)")
     try:
-        return path.read_bytes()
-    except OSError as err:  # a directory, no permission
+        return read_regular(path)
+    except OSError as err:  # a directory, a FIFO, /dev/zero, no permission
         raise WeightsError(f"{path}: cannot read it ({err.strerror})") from err
 
 
 def _npz_arrays(data, source):
+    """``{key: array}`` of a ``.npz`` whose member names are the weights' keys, each read only once its
+    header declares the expected shape: an extra member or a W1 declaring gigabytes is never decompressed."""
+    def expected_shape(key):
+        def check(shape, fortran_order, dtype):
+            if dtype.kind not in "biufc":  # as the unpickler's _Dtype: the only kinds validate_weights can name
+                raise WeightsError(f"{source}: {key}: dtype {dtype} refused: only plain numeric arrays load "
+                                   "(object, struct and string dtypes never do)")
+            if shape != MNIST_SHAPES[key]:
+                raise WeightsError(f"{source}: {key}: expected shape {MNIST_SHAPES[key]}, found {shape}")
+        return check
+
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # as np.load names them
+            _check_keys(members, source)
+            arrays = {}
+            for key, name in members.items():
+                with archive.open(name) as file:
+                    arrays[key] = read_npy(file, expected_shape(key))
+            return arrays
+    except WeightsError:
+        raise
     except Exception as err:  # a damaged zip raises anything from BadZipFile to EOFError; object arrays ValueError
         raise WeightsError(f"{source}: not a loadable .npz of numeric arrays "
                            f"({type(err).__name__}: {_first_line(err)})") from err
@@ -291,17 +334,5 @@ def save_npz(weights, path):
     A write that fails (no such folder, disk full, no permission) is an :class:`NNError` naming ``path``.
     """
     weights = validate_weights(weights, source=f"weights to save to {path}")
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # same folder, so os.replace is atomic
-    try:
-        with open(tmp, "wb") as file:
-            np.savez(file, **weights)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):  # its message would name our temporary file, not the user's
-            reason = f"folder {path.parent} does not exist" if not path.parent.is_dir() else err.strerror or err
-            raise NNError(f"cannot save weights to {path}: {reason}") from err
-        raise
+    with atomic_write(path, "wb", what=f"save weights to {path}") as file:
+        np.savez(file, **weights)
