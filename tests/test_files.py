@@ -1,0 +1,162 @@
+"""nn_numpy.data.files on real special files: FIFOs, symlinks, character devices, folders, and the umask."""
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from nn_numpy.data.errors import NNError
+from nn_numpy.data.files import NotRegularFileError, atomic_write, open_regular, read_npy, read_regular
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="os.mknod needs root")
+
+
+def test_a_new_file_is_written_whole_and_honours_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "new.bin") as file:
+            file.write(b"data")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.bin").read_bytes() == b"data"
+    assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+    assert os.listdir(tmp_path) == ["new.bin"]
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "old.txt"
+    path.write_text("old")
+    path.chmod(0o604)
+    with atomic_write(path, "w") as file:
+        file.write("new")
+    assert path.read_text() == "new" and stat.S_IMODE(os.stat(path).st_mode) == 0o604
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_or_interrupted_write_leaves_the_old_file_and_no_temp(tmp_path, failure):
+    path = tmp_path / "w.npz"
+    path.write_bytes(b"old")
+    with pytest.raises(NNError if isinstance(failure, OSError) else KeyboardInterrupt) as raised:
+        with atomic_write(path) as file:
+            file.write(b"half")
+            assert len(os.listdir(tmp_path)) == 2  # the old file and the temporary one
+            raise failure
+    if isinstance(failure, OSError):
+        assert str(raised.value) == f"cannot write {path}: No space left on device"  # the user's path, not the temp
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["w.npz"]
+
+
+def test_the_temporary_file_is_named_for_the_stale_temp_sweep(tmp_path, monkeypatch):
+    names = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (names.append(os.path.basename(src)), real_replace(src, dst)))
+    with atomic_write(tmp_path / "bench.json", "w") as file:
+        file.write("{}")
+    assert len(names) == 1 and re.fullmatch(rf"bench\.json\.{os.getpid()}\.[^.]+\.tmp", names[0]), names
+
+
+def test_a_missing_folder_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "nowhere" / "x.json"
+    with pytest.raises(NNError) as raised:
+        with atomic_write(path, "w", what=f"write --json {path}"):
+            pytest.fail("the body must not run")
+    assert str(raised.value) == f"cannot write --json {path}: folder {path.parent} does not exist"
+
+
+def test_a_symlink_is_followed_and_stays_a_link(tmp_path):
+    target, link = tmp_path / "results.json", tmp_path / "latest.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    with atomic_write(link, "w") as file:
+        file.write("new")
+    assert link.is_symlink() and os.readlink(link) == str(target) and target.read_text() == "new"
+
+
+def test_a_fifo_is_written_through_not_replaced(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)  # never blocks exit
+    reader.start()
+    with atomic_write(fifo) as file:
+        file.write(b"through the pipe")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["fifo"]
+
+
+def test_a_character_device_is_written_through_not_replaced(tmp_path):
+    """A second /dev/null made with mknod as root; else /dev/null itself, which a non-root regression could not replace."""
+    null = tmp_path / "null"
+    if os.geteuid() == 0:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.stat(os.devnull).st_rdev)
+    else:
+        null = os.devnull
+    before = os.lstat(null)
+    with atomic_write(null) as file:
+        file.write(b"discarded")
+    after = os.lstat(null)
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+    assert os.listdir(tmp_path) == (["null"] if null != os.devnull else [])
+
+
+@needs_root
+def test_a_block_device_is_refused(tmp_path):
+    block = tmp_path / "block"
+    os.mknod(block, 0o600 | stat.S_IFBLK, os.makedev(7, 200))  # a loop device number; never opened
+    with pytest.raises(NNError, match=re.escape(f"cannot write {block}: it is a block device, not a file")):
+        with atomic_write(block):
+            pytest.fail("the body must not run")
+    assert stat.S_ISBLK(os.lstat(block).st_mode)
+
+
+def test_a_folder_is_refused(tmp_path):
+    with pytest.raises(NNError, match=re.escape(f"cannot write {tmp_path}: it is a folder, not a file")):
+        with atomic_write(tmp_path):
+            pytest.fail("the body must not run")
+
+
+# --- reading: regular files only ------------------------------------------------------------------------
+
+def test_only_regular_files_are_read(tmp_path):
+    (tmp_path / "data").write_bytes(b"bytes")
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    assert read_regular(tmp_path / "link") == b"bytes"
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    for path, kind in [(tmp_path / "fifo", "a FIFO"), (tmp_path / "zero", "a character device"),
+                       (tmp_path, "a folder")]:
+        with pytest.raises(NotRegularFileError) as raised:
+            open_regular(path)
+        assert raised.value.strerror == f"{kind}, not a regular file" and raised.value.filename == str(path)
+
+
+def test_reading_a_fifo_with_no_writer_does_not_hang(tmp_path):
+    """In a child process with a timeout: a regression would block in open() forever, not fail."""
+    os.mkfifo(tmp_path / "fifo")
+    code = f"from nn_numpy.data.files import read_regular; read_regular({str(tmp_path / 'fifo')!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "NotRegularFileError" in proc.stderr and "a FIFO, not a regular file" in proc.stderr
+
+
+def test_read_npy_reads_nothing_before_its_check_passed(tmp_path):
+    path = tmp_path / "big.npy"
+    with open(path, "wb") as file:  # a header declaring 8 TB, and no data
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+    headers = []
+
+    def refuse(shape, fortran_order, dtype):
+        headers.append((shape, fortran_order, dtype))
+        raise NNError("refused")
+
+    with open(path, "rb") as file, pytest.raises(NNError, match="refused"):
+        read_npy(file, refuse)
+    assert headers == [((10**12,), False, np.dtype("<f8"))]
+    np.save(path, np.arange(6).reshape(2, 3))
+    with open(path, "rb") as file:
+        np.testing.assert_array_equal(read_npy(file, lambda *header: None), np.arange(6).reshape(2, 3))
