@@ -3,6 +3,8 @@
 import gzip
 import os
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import event, given, strategies as st
 
 from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.data import idx
 from nn_numpy.data.idx import IDX_DTYPES, read_idx
 
 DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
@@ -60,12 +63,12 @@ def test_an_unreadable_path_is_one_line_data_not_found_naming_it(tmp_path, monke
     folder.mkdir()
     with pytest.raises(DataNotFoundError) as raised:
         read_idx(folder)
-    assert str(raised.value) == f"{folder}: cannot read it (Is a directory)"
+    assert str(raised.value) == f"{folder}: cannot read it (a folder, not a regular file)"
 
-    def denied(self):
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 000 would not stop root
+    monkeypatch.setattr(idx, "open_regular", denied)  # chmod 000 would not stop root
     with pytest.raises(DataNotFoundError) as raised:
         read_idx(IMAGES_GZ)
     assert str(raised.value) == f"{IMAGES_GZ}: cannot read it (Permission denied)"
@@ -171,3 +174,44 @@ def idx_like():
        st.sampled_from(["raw", "gzip", "gzip cut", "gzip flipped"]), st.integers(0, 2**16))
 def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(content, wrapping, position):
     check_arbitrary(content, wrapping, position)
+
+
+# --- memory: one copy of the data, and nothing allocated for a header the file cannot back -----------
+
+def test_a_gzip_is_inflated_straight_into_the_array(images_raw):
+    import tracemalloc
+
+    read_idx(IMAGES_GZ)  # imports and caches warmed up outside the measurement
+    tracemalloc.start()
+    try:
+        images = read_idx(IMAGES_GZ)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # reading the whole .gz, inflating it to bytes, then copying into an array peaked at 2.4x
+    assert peak < 1.3 * images.nbytes, f"peak {peak / images.nbytes:.2f} x the array's {images.nbytes} bytes"
+    assert images.tobytes() == images_raw[16:]
+
+
+@pytest.mark.parametrize("wrap", ["raw", "gzip"])
+def test_a_header_declaring_more_than_the_file_can_hold_allocates_nothing(tmp_path, wrap, monkeypatch):
+    header = bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 2**31, 2**31, 2**20)  # 2**82 float64s
+    data = header + bytes(1000)
+    path = write(tmp_path, "forged.idx", data if wrap == "raw" else gzip.compress(data))
+    monkeypatch.setattr(np, "empty", lambda *args, **kwargs: pytest.fail("allocated for a forged header"))
+    with pytest.raises(DataCorruptedError) as raised:
+        read_idx(path)
+    need = f"{path}: dimensions 2147483648x2147483648x1048576 of float64 need {2**85} bytes, but the file holds "
+    assert str(raised.value) == need + ("only 1000" if wrap == "raw" else
+                                        f"at most {1032 * path.stat().st_size - 16} (a gzip of "
+                                        f"{path.stat().st_size} bytes: a truncated gzip, or a forged header)")
+
+
+def test_a_fifo_given_as_an_idx_file_is_refused_not_waited_on(tmp_path):
+    """In a child process with a timeout: a regression blocks reading the FIFO forever instead of failing."""
+    fifo = tmp_path / "images.idx"
+    os.mkfifo(fifo)
+    code = f"from nn_numpy.data.idx import read_idx; read_idx({str(fifo)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.DataNotFoundError: {fifo}: cannot read it "
+                                            "(a FIFO, not a regular file)"), proc.stderr
