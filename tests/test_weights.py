@@ -487,3 +487,75 @@ def test_mutated_pickles_give_only_documented_errors(fuzz_marker, fuzz_seeds, da
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join))
 def test_opcode_soup_gives_only_documented_errors(fuzz_marker, data):
     check_only_documented_errors(data + b".", fuzz_marker)
+
+
+# --- bombs: refused from names, headers and integer sizes, before anything is decompressed or computed ----
+
+def npz_with_headers(path, members):
+    """A zip of ``{name: (shape, data bytes)}`` float32 .npy members whose data need not match the header."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, (shape, data) in members.items():
+            with archive.open(f"{name}.npy", "w") as file:
+                np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                file.write(data)
+    return path
+
+
+def test_an_extra_npz_member_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    members = {key: (w.shape, w.tobytes()) for key, w in make_weights().items()}
+    members["junk"] = ((10**12,), bytes(1 << 16))  # declares 4 TB
+    path = npz_with_headers(tmp_path / "w.npz", members)
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("read a member before the keys"))
+    for load in load_npz, load_weights:
+        with pytest.raises(WeightsError) as raised:
+            load(path)
+        assert str(raised.value) == f"{path}: expected keys W1, b1, W2, b2, W3, b3; missing: none; unexpected: 'junk'"
+
+
+def test_a_npz_member_declaring_a_huge_shape_is_refused_from_its_header(tmp_path):
+    members = {key: (w.shape, w.tobytes()) for key, w in make_weights().items()}
+    members["W1"] = ((784 * 10**6, 50), bytes(1 << 20))  # 157 GB declared, 1 MB of zeros present
+    path = npz_with_headers(tmp_path / "w.npz", members)
+    with pytest.raises(WeightsError) as raised:
+        load_npz(path)
+    assert str(raised.value) == f"{path}: W1: expected shape (784, 50), found (784000000, 50)"
+
+
+class ShapedArray:
+    """Pickles as NumPy's own array reconstruction, with any ``shape`` in its state and 4 bytes of data."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def __reduce__(self):
+        reconstruct, args, _ = np.zeros(0, np.float32).__reduce__()
+        return reconstruct, args, (1, self.shape, np.dtype(np.float32), False, bytes(4))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("shape, refusal", [
+    (tuple((1 << 14000) + i for i in range(800)), "<14001-bit integer> at opcode"),  # took 19 s of math.prod
+    ((2**63, 1), "<64-bit integer> at opcode"),
+    ((2,) * 65, "array shape (2, 2, 2, 2, 2, 2, ...) refused: at most 64 dimensions, each an integer from 0 to 2**63-1"),
+])
+def test_out_of_range_shape_integers_are_refused_before_any_arithmetic(shape, refusal, protocol):
+    data = pickle.dumps({"W1": ShapedArray(shape)}, protocol=protocol)
+    with pytest.raises(UnsafePickleError) as raised:
+        safe_load_pickle(data, source="big.pkl")
+    assert str(raised.value).startswith("big.pkl: ") and refusal in str(raised.value), str(raised.value)
+    assert "\n" not in str(raised.value) and len(str(raised.value)) < 300
+
+
+def test_a_weights_path_linking_to_dev_zero_is_refused_not_read(tmp_path):
+    """In a child process with a 4 GB address-space limit: a regression reads /dev/zero until memory runs out."""
+    import resource
+
+    link = tmp_path / "sample_weight.pkl"
+    link.symlink_to("/dev/zero")
+    code = f"from nn_numpy.data.weights import load_weights; load_weights({str(link)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)))
+    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.WeightsError: {link}: cannot read it "
+                                            "(a character device, not a regular file)"), proc.stderr
