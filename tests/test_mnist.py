@@ -2,10 +2,14 @@
 
 import errno
 import gzip
+import hashlib
 import itertools
 import os
 import shutil
+import stat
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +238,46 @@ def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference):
 def test_missing_idx_files_are_not_found(tmp_path):
     with pytest.raises(DataNotFoundError, match="images.idx"):
         load_idx_dataset(tmp_path / "images.idx", DATA / LABELS)
+
+
+# --- a cache is trusted for its content, never for its name --------------------------------------------
+
+def test_the_pinned_decoded_digests_are_those_of_the_official_files(reference):
+    assert {IMAGES: hashlib.sha256(reference[0]).hexdigest(),
+            LABELS: hashlib.sha256(reference[1]).hexdigest()} == mnist.DECODED_SHA256
+
+
+@pytest.mark.parametrize("name", [IMAGES, LABELS])
+def test_a_cache_of_the_right_name_and_shape_but_other_content_is_not_used(data_dir, reference, name):
+    """All-zero labels of the right shape, under the right name, scored 0.098 and were reported as verified."""
+    load_mnist_test(data_dir=data_dir)
+    cache = caches(data_dir)[name]
+    good = cache.read_bytes()
+    np.save(cache, np.zeros_like(reference[name == LABELS]))
+    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+    np.testing.assert_array_equal(x[:, 0], reference[0])
+    np.testing.assert_array_equal(t, reference[1])
+    assert cache.read_bytes() == good  # rewritten from the verified source
+
+
+def test_the_training_files_are_decoded_every_time_never_cached(data_dir, monkeypatch):
+    """Their decoded digests are not pinned, so no cache of them could be checked; the test files stand in."""
+    for split_name, test_name in zip(mnist.SPLITS["train"], mnist.SPLITS["test"]):
+        shutil.copyfile(data_dir / "mnist" / test_name, data_dir / "mnist" / split_name)
+        monkeypatch.setitem(MNIST_FILES, split_name, MNIST_FILES[test_name])
+        monkeypatch.setitem(mnist.DECODED_SHAPES, split_name, mnist.DECODED_SHAPES[test_name])
+    for _ in range(2):
+        load_mnist(data_dir=data_dir)
+    assert not [p.name for p in (data_dir / "mnist").iterdir() if p.name.startswith("train") and p.suffix == ".npy"]
+
+
+def test_a_fifo_in_the_caches_place_is_one_line_not_a_hang(data_dir):
+    """In a child process with a timeout: a regression blocks on the FIFO forever."""
+    cache = caches(data_dir)[LABELS]
+    os.mkfifo(cache)
+    code = f"from nn_numpy.data.mnist import load_mnist_test; load_mnist_test(data_dir={str(data_dir)!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "NN_MNIST_MIRRORS": refused_url()})
+    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.DataCorruptedError: {cache}: a FIFO, not a "
+                                            f"regular file, where the cache of {LABELS} goes: remove it"), proc.stderr
+    assert stat.S_ISFIFO(os.lstat(cache).st_mode)
