@@ -1,11 +1,16 @@
 """What every script shares: data options, loading, and one-line errors with exit codes.
 
-Exit codes: 0 success, 1 a parity or accuracy failure, 2 bad input or environment.
+Exit codes: 0 success, 1 a parity or accuracy failure, 2 bad input or environment (one line),
+3 a bug (an exception the project did not raise on purpose: its traceback is shown),
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 141 stdout closed early (``| head``), as a shell
+reports a SIGPIPE.
 Never imports torch: ``scripts/evaluate.py --backend numpy`` must not pay for it.
 """
 
 import argparse
 import contextlib
+import math
+import os
 import signal
 import sys
 import traceback
@@ -13,11 +18,22 @@ import warnings
 
 from nn_numpy.data.errors import NNError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block) and exit code 2."""
+    """argparse with a one-line error (no usage block) and exit code 2.
+
+    The options of the last parser used are kept in ``ArgumentParser.options``, so that an
+    out-of-memory message suggests only options the running script has.
+    """
+
+    options = frozenset()
+
+    def parse_known_args(self, args=None, namespace=None):
+        ArgumentParser.options = frozenset(self._option_string_actions)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
@@ -67,7 +83,9 @@ def _is_out_of_memory(err):
 def _describe(err):
     text = " ".join(str(err).split())  # one line, whatever the message holds
     if _is_out_of_memory(err):
-        return f"out of memory ({text or type(err).__name__}): try a smaller --size or --batch-size"
+        smaller = [option for option in ("--size", "--batch-size") if option in ArgumentParser.options]
+        advice = f": try a smaller {' or '.join(smaller)}" if smaller else ""
+        return f"out of memory ({text or type(err).__name__}){advice}"
     return text
 
 
@@ -100,10 +118,13 @@ def sigterm_as_interrupt():
 
 
 def run_main(main, argv=None):
-    """Run ``main(argv) -> exit code``; turn expected errors into one line on stderr and exit 2.
+    """Run ``main(argv) -> exit code`` and exit with it, or with the module docstring's codes.
 
-    Warnings (e.g. float64 weights converted) are one ``warning: ...`` line too. ``--debug``
-    keeps Python's own two-line warnings and prints the traceback, still with exit 2.
+    Only errors raised on purpose for bad input (:class:`NNError`, whose subclasses wrap OS errors
+    on the user's own paths) and running out of memory are one ``error: ...`` line and exit 2;
+    any other exception is a bug, shown with its traceback, exit 3. Warnings (e.g. float64 weights
+    converted) are one ``warning: ...`` line too. ``--debug`` keeps Python's own two-line
+    warnings and prints the traceback of a bad-input error, still with exit 2.
     """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
@@ -111,18 +132,29 @@ def run_main(main, argv=None):
             if not debug:
                 warnings.showwarning = _one_line_warning
             code = main(argv)
-    except (NNError, OSError, ValueError, MemoryError, RuntimeError) as err:
-        # torch.cuda.OutOfMemoryError is a RuntimeError; any other RuntimeError is a bug: let it show
+            sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
+    except BrokenPipeError:
+        # The reader left (`| head -1`): end quietly, as the Python docs recommend. Point stdout at
+        # devnull so that the interpreter's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    except (NNError, MemoryError, RuntimeError) as err:
+        # torch.cuda.OutOfMemoryError is a RuntimeError; any other RuntimeError is a bug
         if isinstance(err, RuntimeError) and not isinstance(err, NNError) and not _is_out_of_memory(err):
-            raise
-        if debug:
             traceback.print_exc()
+            code = EXIT_BUG
+        elif debug:
+            traceback.print_exc()
+            code = EXIT_BAD_INPUT
         else:
             print(f"error: {_describe(err)}", file=sys.stderr)
-        code = EXIT_BAD_INPUT
+            code = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        code = 130
+        code = EXIT_INTERRUPTED
+    except Exception:  # not raised on purpose: a bug in the project, shown in full
+        traceback.print_exc()
+        code = EXIT_BUG
     sys.exit(code)
 
 
@@ -141,3 +173,14 @@ def _int_at_least(minimum, words):
 
 positive_int = _int_at_least(1, "a positive integer")
 non_negative_int = _int_at_least(0, "a non-negative integer")
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0 (``inf``, ``nan``, ``0``, ``-1`` are refused with the option named)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
+    return value

@@ -86,7 +86,7 @@ def main(argv=None):
         if not has_torch:
             note = "torch is not installed: numpy only (pip install 'dlfs-ch3[torch]' for both)"
     elif "torch" in backends and importlib.util.find_spec("torch") is None:
-        raise OSError("--backend torch needs PyTorch: pip install 'dlfs-ch3[torch]'")
+        raise NNError("--backend torch needs PyTorch: pip install 'dlfs-ch3[torch]'")
 
     if "torch" in backends:
         device = torch_device(args)

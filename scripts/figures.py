@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
 from cli import EXIT_OK, ArgumentParser, add_data_args, load_inputs, run_main  # noqa: E402
+from nn_numpy.data.errors import NNError  # noqa: E402
 
 DPI = 100
 # File name -> size in inches. Constrained layout keeps the canvas as given (no tight bbox),
@@ -130,15 +131,18 @@ def main(argv=None):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise OSError("figures.py needs matplotlib: pip install 'dlfs-ch3[plot]'") from None
+        raise NNError("figures.py needs matplotlib: pip install 'dlfs-ch3[plot]'") from None
     try:
         import torch
     except ImportError:
-        raise OSError("figures.py needs PyTorch for the overlays: pip install 'dlfs-ch3[torch]'") from None
+        raise NNError("figures.py needs PyTorch for the overlays: pip install 'dlfs-ch3[torch]'") from None
     import numpy as np
 
     out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)  # before the slow part: a bad --out fails at once
+    try:
+        os.makedirs(out, exist_ok=True)  # before the slow part: a bad --out fails at once
+    except OSError as err:
+        raise NNError(f"cannot create --out folder {out}: {err.strerror or err}") from err
 
     import nn_numpy.activations as np_acts
     import nn_torch.activations as torch_acts

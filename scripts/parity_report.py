@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
 from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
+from nn_numpy.data.errors import NNError  # noqa: E402
 from nn_numpy.network import LAYER_OUTPUTS  # noqa: E402
 
 
@@ -92,7 +93,7 @@ def run_both(weights, images, device, dtype, batch_size, tf32=False):
 def main(argv=None):
     args = parse_args(argv)
     if importlib.util.find_spec("torch") is None:
-        raise OSError("parity_report needs PyTorch: pip install 'dlfs-ch3[torch]'")
+        raise NNError("parity_report needs PyTorch: pip install 'dlfs-ch3[torch]'")
     import torch
 
     from nn_numpy import accuracy

@@ -18,8 +18,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, installed or not; `cli` beside us
 
-from cli import (EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs,  # noqa: E402
-                          non_negative_int, positive_int, run_main)
+from cli import (EXIT_FAILED, EXIT_OK, FLOAT32_MAX, ArgumentParser, add_data_args, load_inputs,  # noqa: E402
+                 non_negative_int, positive_float, positive_int, run_main)
+from nn_numpy.data.errors import NNError  # noqa: E402
 
 # Greatest |W_numpy - W_torch| allowed after the steps. Measured after 5 steps (lr 0.1,
 # batch 100, seed 0): 6.0e-8 in float32 (one ulp of the larger weights), 2.2e-16 in float64;
@@ -31,11 +32,15 @@ def parse_args(argv):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=positive_int, default=5, help="SGD steps (default 5)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per mini-batch (default 100)")
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1, the book's)")
+    p.add_argument("--lr", type=positive_float, default=0.1, help="learning rate (default 0.1, the book's)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the mini-batch draw (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
-    return add_data_args(p).parse_args(argv)
+    args = add_data_args(p).parse_args(argv)
+    if args.dtype == "float32" and args.lr > FLOAT32_MAX:  # torch cannot even take the step
+        p.error(f"argument --lr: expected at most {FLOAT32_MAX:.4g} (float32's largest) with --dtype float32, "
+                f"got {args.lr:g}")
+    return args
 
 
 def main(argv=None):
@@ -43,7 +48,7 @@ def main(argv=None):
     try:
         import torch
     except ImportError:
-        raise OSError("sgd_steps.py needs PyTorch: pip install 'dlfs-ch3[torch]'") from None
+        raise NNError("sgd_steps.py needs PyTorch: pip install 'dlfs-ch3[torch]'") from None
     import numpy as np
 
     from nn_numpy import LAYER_NAMES, accuracy, normalize, predict_labels
@@ -58,9 +63,7 @@ def main(argv=None):
     check_dtype(device, torch_dtype)
     weights, images, labels, source = load_inputs(args)
     if args.batch_size > len(images):
-        raise ValueError(f"--batch-size {args.batch_size} is larger than the {len(images)} images")
-    if not np.isfinite(args.lr) or args.lr <= 0:
-        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+        raise NNError(f"--batch-size {args.batch_size} is larger than the {len(images)} images")
     labels = labels.astype(np.int64)
 
     net = {k: weights[k].astype(dtype) for k in LAYER_NAMES}

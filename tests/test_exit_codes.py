@@ -1,0 +1,188 @@
+"""The scripts' promises, tried from outside: exit 2 and one line for every out-of-range option, a
+traceback (exit 3) for a bug, a quiet end when the reader of stdout leaves, output paths that are
+pipes or links, special files given as input, and "SHA-256 verified" only for verified bytes."""
+
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
+LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+# --- item 11: every out-of-range option is exit 2 and one line ------------------------------------------
+
+@pytest.mark.parametrize("script, args, text", [
+    ("sgd_steps.py", ["--lr", "1e39"], "argument --lr: expected at most 3.403e+38 (float32's largest)"),
+    ("sgd_steps.py", ["--lr", "inf", "--dtype", "float64"], "argument --lr: expected a finite positive number, got inf"),
+    ("sgd_steps.py", ["--lr", "nan"], "argument --lr: expected a finite positive number, got nan"),
+    ("sgd_steps.py", ["--lr", "0"], "argument --lr: expected a finite positive number, got 0"),
+    ("sgd_steps.py", ["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
+    ("sgd_steps.py", ["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
+    ("sgd_steps.py", ["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+    ("sgd_steps.py", ["--batch-size", "-1"], "argument --batch-size: expected a positive integer, got -1"),
+    ("sgd_steps.py", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    ("evaluate.py", ["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    ("parity_report.py", ["--batch-size", "1.5"], "argument --batch-size: expected a positive integer, got '1.5'"),
+    ("benchmark.py", ["--size", "0"], "argument --size: expected a positive integer, got 0"),
+    ("benchmark.py", ["--repeats", "-3"], "argument --repeats: expected a positive integer, got -3"),
+])
+def test_an_out_of_range_option_is_exit_2_and_one_line(run_script, assert_one_line_error, script, args, text):
+    assert_one_line_error(run_script(script, *args), text)
+
+
+@pytest.fixture(scope="module")
+def sgd_steps(load_script):
+    return load_script("sgd_steps.py")
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=20)))
+def test_any_lr_is_accepted_in_range_or_refused_with_exit_2(sgd_steps, text):
+    for dtype, largest in (("float32", cli.FLOAT32_MAX), ("float64", sys.float_info.max)):
+        try:
+            lr = sgd_steps.parse_args(["--lr", text, "--dtype", dtype]).lr
+        except SystemExit as done:
+            assert done.code == 2
+            continue
+        assert 0 < lr <= largest
+
+
+@pytest.mark.parametrize("script, advice", [("figures.py", ""), ("benchmark.py", ": try a smaller --size"),
+                                            ("evaluate.py", ": try a smaller --batch-size")])
+def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monkeypatch, script, advice):
+    def no_memory(args):
+        raise MemoryError("Unable to allocate 7.5 GiB")
+    monkeypatch.setattr(cli, "load_inputs", no_memory)
+    extra = ["--out", "unused"] if script == "figures.py" else []
+    code, out, err = run_in_process(script, *extra)
+    assert (code, out) == (2, "") and err == f"error: out of memory (Unable to allocate 7.5 GiB){advice}\n"
+
+
+@pytest.mark.parametrize("script, args", [("evaluate.py", ["--backend", "numpy"]),
+                                          ("benchmark.py", ["--size", "100", "--repeats", "1", "--variants",
+                                                            "project_numpy", "--json", "-"])])
+def test_a_closed_stdout_ends_quietly(script, args):
+    """A real pipe whose reader left before the script wrote: no 'Broken pipe', no 'lost sys.stderr'."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / script), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == cli.EXIT_BROKEN_PIPE
+    assert "Broken pipe" not in err and "BrokenPipeError" not in err and "lost sys.stderr" not in err, err
+
+
+# --- item 12: exit 2 only for errors raised on purpose; a bug shows its traceback -------------------------
+
+@pytest.mark.parametrize("error", [ValueError("shapes (10,784) and (50,784) not aligned"), OSError(9, "Bad file"),
+                                   RuntimeError("value cannot be converted to type float without overflow")])
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_a_bug_shows_its_traceback_and_exits_3(run_in_process, monkeypatch, small_idx, error, debug):
+    import nn_numpy.evaluate
+
+    def broken(*args):
+        raise error
+    monkeypatch.setattr(nn_numpy.evaluate, "_logits_into", broken)
+    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", *small_idx, *debug)
+    assert code == cli.EXIT_BUG == 3
+    assert err.startswith("Traceback (most recent call last):") and "_logits_into" in err
+    assert err.splitlines()[-1] == f"{type(error).__name__}: {error}"
+
+
+def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, small_idx, tmp_path):
+    code, out, err = run_in_process("sgd_steps.py", "--device", "cpu", "--batch-size", "301", *small_idx)
+    assert (code, err) == (2, "error: --batch-size 301 is larger than the 300 images\n")
+
+
+# --- item 8: output paths that are pipes, devices or links ------------------------------------------------
+
+BENCH = ["--size", "100", "--repeats", "1", "--variants", "project_numpy"]
+
+
+def test_benchmark_json_dash_writes_json_alone_to_stdout(run_script, small_idx):
+    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["size"] == 100 and [r["variant"] for r in result["rows"]] == ["project_numpy"]
+    assert "project_numpy" in proc.stderr  # the table went to stderr
+
+
+def test_benchmark_json_into_a_fifo_is_written_through(run_script, small_idx, tmp_path):
+    fifo = tmp_path / "results"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)  # never blocks exit
+    reader.start()
+    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", fifo, timeout=120)
+    reader.join(timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(got[0])["size"] == 100 and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["results"]
+
+
+def test_benchmark_json_through_a_symlink_updates_its_target(run_script, small_idx, tmp_path):
+    target, link = tmp_path / "run1.json", tmp_path / "latest.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", link)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and json.loads(target.read_text())["size"] == 100
+    assert sorted(os.listdir(tmp_path)) == ["latest.json", "run1.json"]
+
+
+# --- item 7: special files given as input -----------------------------------------------------------------
+
+def test_a_fifo_given_as_images_is_one_line(run_script, assert_one_line_error, small_idx, tmp_path):
+    fifo = tmp_path / "images.idx"
+    os.mkfifo(fifo)
+    proc = run_script("evaluate.py", "--backend", "numpy", "--images", fifo, "--labels", small_idx[3], timeout=120)
+    assert_one_line_error(proc, f"{fifo}: cannot read it (a FIFO, not a regular file)")
+
+
+def test_weights_linking_to_dev_zero_are_one_line(run_script, assert_one_line_error, small_idx, tmp_path):
+    """Memory-limited: a regression reads /dev/zero until memory runs out instead of hanging the machine."""
+    link = tmp_path / "sample_weight.pkl"
+    link.symlink_to("/dev/zero")
+    proc = run_script("evaluate.py", "--backend", "numpy", "--weights", link, *small_idx, timeout=120,
+                      preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)))
+    assert_one_line_error(proc, f"{link}: cannot read it (a character device, not a regular file)")
+
+
+# --- item 1: "SHA-256 verified" only for verified bytes ---------------------------------------------------
+
+def test_a_forged_cache_is_not_used_and_the_run_is_right(run_script, tmp_path):
+    (tmp_path / "mnist").mkdir()
+    shutil.copyfile(DATA / "sample_weight.pkl", tmp_path / "sample_weight.pkl")
+    for name in (LABELS, "t10k-images-idx3-ubyte.gz"):
+        shutil.copyfile(DATA / "mnist" / name, tmp_path / "mnist" / name)
+    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cache = next((tmp_path / "mnist").glob("t10k-labels-idx1-ubyte.*.npy"))
+    np.save(cache, np.zeros(10000, np.uint8))  # the right name, shape and dtype; all labels 0
+    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "10000 images from MNIST test set (SHA-256 verified)" in proc.stdout
+    assert "0.9352" in proc.stdout and "0.0980" not in proc.stdout, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def small_idx(tmp_path_factory, test_set):
+    """``["--images", path, "--labels", path]``: the first 300 test images and labels as IDX files."""
+    folder = tmp_path_factory.mktemp("small")
+    images, labels = test_set
+    (folder / "images.idx").write_bytes(bytes([0, 0, 8, 3]) + np.array([300, 28, 28], ">u4").tobytes()
+                                        + images[:300].tobytes())
+    (folder / "labels.idx").write_bytes(bytes([0, 0, 8, 1]) + np.array([300], ">u4").tobytes() + labels[:300].tobytes())
+    return ["--images", str(folder / "images.idx"), "--labels", str(folder / "labels.idx")]
