@@ -127,6 +127,7 @@ def run_main(main, argv=None):
     warnings and prints the traceback of a bad-input error, still with exit 2.
     """
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    ArgumentParser.options = frozenset()  # until main's parser has parsed: no advice from an earlier run
     try:
         with sigterm_as_interrupt(), warnings.catch_warnings():
             if not debug:

@@ -46,7 +46,7 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1():
 
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "10001"], "--batch-size 10001 is larger than the 10000 images"),
-    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+    (["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
     (["--steps", "0"], "expected a positive integer, got 0"),
     (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
     (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
