@@ -24,6 +24,8 @@ TARGETS = {
     "unpickler": ["tests/test_weights.py::test_arbitrary_bytes_give_only_documented_errors",
                   "tests/test_weights.py::test_mutated_pickles_give_only_documented_errors",
                   "tests/test_weights.py::test_opcode_soup_gives_only_documented_errors"],
+    "npz": ["tests/test_weights.py::test_mutated_npz_gives_weights_or_a_weights_error"],
+    "cache": ["tests/test_mnist.py::test_whatever_the_cache_holds_the_labels_are_right"],
     "activations": ["parity_tests/test_parity_activations.py::test_activations_arbitrary_floats"],
 }
 

@@ -3,6 +3,7 @@
 import errno
 import gzip
 import hashlib
+import io
 import itertools
 import os
 import shutil
@@ -10,10 +11,12 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given, strategies as st
 
 from mirror_server import refused_url
 from nn_numpy.data import mnist
@@ -281,3 +284,32 @@ def test_a_fifo_in_the_caches_place_is_one_line_not_a_hang(data_dir):
     assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.DataCorruptedError: {cache}: a FIFO, not a "
                                             f"regular file, where the cache of {LABELS} goes: remove it"), proc.stderr
     assert stat.S_ISFIFO(os.lstat(cache).st_mode)
+
+
+_CACHE_FUZZ = Path(tempfile.mkdtemp(prefix="cache-fuzz-"))
+
+
+@given(st.data())
+def test_whatever_the_cache_holds_the_labels_are_right(reference, data):
+    """The labels' cache replaced by arbitrary bytes, a mutated good cache, or a .npy of the right
+    header and random content: the loaded labels are always the real ones."""
+    source = _CACHE_FUZZ / LABELS
+    if not source.exists():
+        shutil.copyfile(DATA / LABELS, source)
+    good = io.BytesIO()
+    np.save(good, reference[1])
+    good = good.getvalue()
+    kind = data.draw(st.sampled_from(["bytes", "mutated", "random labels"]))
+    if kind == "bytes":
+        content = data.draw(st.binary(max_size=300))
+    elif kind == "mutated":
+        position = data.draw(st.integers(0, len(good) - 1))
+        content = good[:position] + data.draw(st.binary(min_size=1, max_size=8)) + good[position + 1:]
+    else:
+        content = good[:-10000] + np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(
+            0, 10, 10000, dtype=np.uint8).tobytes()
+    cache = _CACHE_FUZZ / f"{LABELS[:-3]}.{MNIST_FILES[LABELS][:16]}.npy"
+    cache.write_bytes(content)
+    labels = mnist._decode_cached(source)
+    event(kind + (": used" if cache.read_bytes() == content else ": rewritten"))
+    np.testing.assert_array_equal(labels, reference[1])

@@ -8,6 +8,7 @@ import pickletools
 import re
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -487,6 +488,40 @@ def test_mutated_pickles_give_only_documented_errors(fuzz_marker, fuzz_seeds, da
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join))
 def test_opcode_soup_gives_only_documented_errors(fuzz_marker, data):
     check_only_documented_errors(data + b".", fuzz_marker)
+
+
+@pytest.fixture(scope="module")
+def npz_seeds():
+    """The weights as np.savez and np.savez_compressed write them."""
+    seeds = []
+    for save in np.savez, np.savez_compressed:
+        buffer = io.BytesIO()
+        save(buffer, **make_weights())
+        seeds.append(buffer.getvalue())
+    return seeds
+
+
+_NPZ_FUZZ = Path(tempfile.mkdtemp(prefix="npz-fuzz-")) / "w.npz"
+
+
+@given(st.data())
+def test_mutated_npz_gives_weights_or_a_weights_error(npz_seeds, data):
+    """Bytes replaced, inserted or cut anywhere, most often in the zip and .npy headers at either end."""
+    seed = data.draw(st.sampled_from(npz_seeds))
+    position = data.draw(st.one_of(st.integers(0, 400), st.integers(len(seed) - 400, len(seed)),
+                                   st.integers(0, len(seed))))
+    how = data.draw(st.sampled_from(["replace", "insert", "truncate"]))
+    _NPZ_FUZZ.write_bytes(mutate(seed, position, data.draw(st.binary(min_size=1, max_size=8)), how))
+    try:
+        weights = load_npz(_NPZ_FUZZ)
+    except WeightsError as err:
+        assert str(err).startswith(f"{_NPZ_FUZZ}: ") and "\n" not in str(err), str(err)
+        reason = str(err)[len(str(_NPZ_FUZZ)) + 2:]
+        event(f"WeightsError: {reason.split(' (')[1].split(':')[0] if reason.startswith('not a loadable') else reason[:30]}")
+    else:
+        event("weights loaded")
+        assert list(weights) == list(LAYER_NAMES)
+        assert all(weights[k].shape == MNIST_SHAPES[k] and weights[k].dtype == np.float32 for k in LAYER_NAMES)
 
 
 # --- bombs: refused from names, headers and integer sizes, before anything is decompressed or computed ----
