@@ -6,6 +6,7 @@ import stat
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -160,3 +161,15 @@ def test_read_npy_reads_nothing_before_its_check_passed(tmp_path):
     np.save(path, np.arange(6).reshape(2, 3))
     with open(path, "rb") as file:
         np.testing.assert_array_equal(read_npy(file, lambda *header: None), np.arange(6).reshape(2, 3))
+
+
+def test_a_npy_header_with_a_bad_escape_is_refused_without_a_warning(tmp_path):
+    """Found by the fuzzing campaign: a mutated cache's header made NumPy's literal parser warn on stderr."""
+    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (3,), '\\o': 1}"
+    path = tmp_path / "bad.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"abc")
+    with warnings.catch_warnings(record=True) as shown, open(path, "rb") as file:
+        warnings.simplefilter("always")
+        with pytest.raises(Exception) as raised:
+            read_npy(file, lambda *header: None)
+    assert shown == [] and "Cannot parse header" in str(raised.value)
