@@ -33,6 +33,7 @@ sys.path[:0] = [REPO, HERE]  # the packages from a clone, installed or not; `cli
 
 from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, load_inputs, positive_int, run_main  # noqa: E402
 from nn_numpy.data.errors import NNError  # noqa: E402
+from nn_numpy.data.files import atomic_write  # noqa: E402
 from nn_numpy.network import LAYER_OUTPUTS  # noqa: E402
 
 SMALL, LARGE = 10_000, 10_000_000
@@ -430,20 +431,9 @@ def exit_code(goals):
 
 
 def write_atomically(path, text):
-    """``path`` whole or untouched: written to a temporary file beside it, then renamed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise NNError(f"cannot write --out {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """``path`` whole or untouched (see nn_numpy.data.files.atomic_write)."""
+    with atomic_write(path, "w", what=f"write --out {path}") as f:
+        f.write(text)
 
 
 def main(argv=None):

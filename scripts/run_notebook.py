@@ -22,6 +22,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]  # the packages from a clone, installed or not; `cli` beside us
 
 from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, run_main  # noqa: E402
+from nn_numpy.data.errors import NNError  # noqa: E402
+from nn_numpy.data.files import atomic_write, read_regular  # noqa: E402
 
 NOTEBOOK = os.path.join(ROOT, "notebooks", "chapter3_numpy_to_pytorch.ipynb")
 KEY_TAG = "key-value"
@@ -84,8 +86,13 @@ def main(argv=None):
         import nbformat
         from nbclient.exceptions import CellExecutionError
     except ImportError:
-        raise OSError("run_notebook.py needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'") from None
-    saved = nbformat.read(args.notebook, as_version=4)
+        raise NNError("run_notebook.py needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'") from None
+    try:
+        saved = nbformat.reads(read_regular(args.notebook).decode("utf-8"), as_version=4)
+    except OSError as err:  # the user's path: absent, a folder, a FIFO
+        raise NNError(f"cannot read {args.notebook}: {err.strerror or err}") from None
+    except ValueError as err:  # not UTF-8, not JSON, not a notebook
+        raise NNError(f"{args.notebook}: not a notebook ({' '.join(str(err).split())[:200]})") from None
     executed = copy.deepcopy(saved)
     try:
         execute(executed)
@@ -101,13 +108,8 @@ def main(argv=None):
             print(f"cell {i} changed:\n--- saved\n{before}--- now\n{after}", file=sys.stderr)
         print(f"{len(key_cells(saved)) - len(changes)} of {len(key_cells(saved))} key-value cells as saved")
         return EXIT_FAILED if changes else EXIT_OK
-    tmp = f"{args.notebook}.tmp"
-    try:
-        nbformat.write(executed, tmp)
-        os.replace(tmp, args.notebook)  # never a half-written notebook
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(args.notebook, "w", what=f"save {args.notebook}") as f:  # never a half-written notebook
+        nbformat.write(executed, f)
     print(f"ran {sum(c.cell_type == 'code' for c in executed.cells)} code cells; saved {args.notebook}")
     return EXIT_OK
 

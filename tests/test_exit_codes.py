@@ -186,3 +186,24 @@ def small_idx(tmp_path_factory, test_set):
                                         + images[:300].tobytes())
     (folder / "labels.idx").write_bytes(bytes([0, 0, 8, 1]) + np.array([300], ">u4").tobytes() + labels[:300].tobytes())
     return ["--images", str(folder / "images.idx"), "--labels", str(folder / "labels.idx")]
+
+
+def test_a_missing_optional_package_is_one_line_not_a_bug(tmp_path):
+    """run_notebook.py raised OSError for it, which run_main now shows as a bug (exit 3)."""
+    code = ("import sys, runpy; sys.modules['nbclient'] = None; sys.argv = ['run_notebook.py']; "
+            f"runpy.run_path({str(ROOT / 'scripts' / 'run_notebook.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == "error: run_notebook.py needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'\n"
+
+
+@pytest.mark.parametrize("kind, says", [("missing", "cannot read {path}: No such file or directory"),
+                                        ("fifo", "cannot read {path}: a FIFO, not a regular file"),
+                                        ("text", "{path}: not a notebook (")])
+def test_a_bad_notebook_path_is_one_line(run_script, assert_one_line_error, tmp_path, kind, says):
+    path = tmp_path / "chapter.ipynb"
+    if kind == "fifo":
+        os.mkfifo(path)
+    if kind == "text":
+        path.write_text("hello, not JSON\n")
+    assert_one_line_error(run_script("run_notebook.py", path, "--check", timeout=120), says.format(path=path))

@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 
+from nn_numpy.data.errors import NNError
 from nn_numpy.network import LAYER_OUTPUTS
 
 
@@ -267,7 +268,7 @@ def test_write_is_atomic(gpu_check, tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(NNError, match=f"cannot write --out {out}: No space left on device"):
         gpu_check.write_atomically(str(out), "new\n")
     assert out.read_text() == "old\n" and os.listdir(tmp_path) == ["gpu.md"]
     monkeypatch.undo()
