@@ -207,3 +207,14 @@ def test_a_bad_notebook_path_is_one_line(run_script, assert_one_line_error, tmp_
     if kind == "text":
         path.write_text("hello, not JSON\n")
     assert_one_line_error(run_script("run_notebook.py", path, "--check", timeout=120), says.format(path=path))
+
+
+def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypatch, tmp_path):
+    """An OS error on the user's own data dir is wrapped where the file is opened (chmod 000 would not stop root)."""
+    from nn_numpy.data import download
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(download, "open", denied, raising=False)
+    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", "--data-dir", DATA)
+    assert (code, out) == (2, "") and err == f"error: {DATA / 'sample_weight.pkl'}: cannot read it (Permission denied)\n"

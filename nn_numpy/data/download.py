@@ -137,9 +137,12 @@ def _verified(path, sha256):
     """
     if not path.is_file():
         return False
-    with open(path, "rb") as file:
-        hashed = os.fstat(file.fileno())
-        actual = hashlib.sha256(file.read()).hexdigest()
+    try:
+        with open(path, "rb") as file:
+            hashed = os.fstat(file.fileno())
+            actual = hashlib.sha256(file.read()).hexdigest()
+    except OSError as err:  # the user's data dir: no permission, an I/O error; one line, not a bug's traceback
+        raise DataNotFoundError(f"{path}: cannot read it ({err.strerror or err})") from None
     if actual == sha256:
         return True
     if not is_writable(path.parent):  # a read-only data dir (CI's shared one): only the user can replace it
