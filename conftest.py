@@ -1,6 +1,6 @@
-"""What both test folders share: the real data from $NN_DATA_DIR, and the Hypothesis profiles of
-every property test: ``ci`` (default) keeps runs short and bounded, ``fuzz`` is the campaign's
-(``HYPOTHESIS_PROFILE=fuzz FUZZ_COUNT=100000``; see tests/fuzz.py)."""
+"""What both test folders share: the real data from $NN_DATA_DIR (see pytest_configure), the scripts'
+test helpers, and the Hypothesis profiles of every property test: ``ci`` (default) keeps runs short
+and bounded, ``fuzz`` is the campaign's (``HYPOTHESIS_PROFILE=fuzz FUZZ_COUNT=100000``; see tests/fuzz.py)."""
 
 import os
 import sys
@@ -19,39 +19,97 @@ settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_COUNT", 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def pytest_configure(config):
-    """Point $NN_DATA_DIR at real data before any test module reads it.
+def _missing_data(folder):
+    """The files of MNIST's test set and the book's weights absent from ``folder`` (a raw MNIST file,
+    uncompressed by hand, stands for its .gz); no network, no hashing."""
+    from nn_numpy.data.download import WEIGHTS_NAME
+    from nn_numpy.data.mnist import SPLITS
 
-    Unset, it becomes the user's cache folder, where the test files and the book's weights
-    are fetched once (SHA-256 checked); CI and offline users set it to a folder holding them.
-    """
-    if os.environ.get("NN_DATA_DIR"):
-        return
+    wanted = [folder / "mnist" / name for name in SPLITS["test"]] + [folder / WEIGHTS_NAME]
+    return [str(p) for p in wanted if not p.is_file() and not (p.suffix == ".gz" and p.with_suffix("").is_file())]
+
+
+def _fetch_data():
+    """Fetch MNIST's test set and the book's weights into the per-user cache (SHA-256 checked):
+    ``(folder, None)``, or ``(folder, why not)`` in one line when they cannot be fetched."""
+    import contextlib
+    import io
+
     from nn_numpy.data.download import fetch_mnist_file, fetch_weights, resolve_data_dir
     from nn_numpy.data.errors import NNError
     from nn_numpy.data.mnist import SPLITS
 
+    folder = resolve_data_dir()
     try:
-        for name in SPLITS["test"]:
-            fetch_mnist_file(name)
-        fetch_weights()
+        with contextlib.redirect_stderr(io.StringIO()):  # a line per failed mirror: the summary says it once
+            for name in SPLITS["test"]:
+                fetch_mnist_file(name)
+            fetch_weights()
     except NNError as err:
-        raise pytest.UsageError(f"the tests need MNIST's test set and the book's weights: {err}") from None
-    os.environ["NN_DATA_DIR"] = str(resolve_data_dir())
+        return folder, " ".join(str(err).split(";")[0].split())
+    return folder, None
+
+
+def pytest_configure(config):
+    """Point $NN_DATA_DIR at real data before any test module reads it.
+
+    Set, it must hold MNIST's test set and the book's weights: else one line naming every missing
+    file, and no run. Unset, the files are fetched once into the user's cache; when they cannot be,
+    the tests that need them (see :func:`data_dir`) are deselected and the run says so in one line.
+    """
+    config._nn_no_data = None
+    if os.environ.get("NN_DATA_DIR"):
+        folder = Path(os.environ["NN_DATA_DIR"]).expanduser()
+        missing = _missing_data(folder)
+        if missing:
+            raise pytest.UsageError(f"NN_DATA_DIR={os.environ['NN_DATA_DIR']} lacks {', '.join(missing)}: "
+                                    f"fill it with `python scripts/fetch_data.py --data-dir {folder}` "
+                                    "(README: The data directory), or unset NN_DATA_DIR to use the user's cache")
+        return
+    folder, why_not = _fetch_data()
+    if why_not:
+        config._nn_no_data = f"{why_not} into {folder}"
+    else:
+        os.environ["NN_DATA_DIR"] = str(folder)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without the data, the tests that need it are deselected: not run, and not counted as passed or skipped."""
+    if config._nn_no_data is None:
+        return
+    needs_data = [item for item in items if "data_dir" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in needs_data]
+    config.hook.pytest_deselected(items=needs_data)
+    config._nn_not_run = len(needs_data)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if getattr(config, "_nn_not_run", 0):
+        terminalreporter.write_line(
+            f"{config._nn_not_run} tests not run (deselected): they need MNIST's test set and the book's weights, and "
+            f"{config._nn_no_data}. Get them with `python scripts/fetch_data.py`, or set NN_DATA_DIR to a folder "
+            "holding them (README: The data directory)", yellow=True)
 
 
 @pytest.fixture(scope="session")
-def weights():
-    """The book's weights from $NN_DATA_DIR, through the safe loader."""
+def data_dir():
+    """The folder holding MNIST's test set and the book's weights ($NN_DATA_DIR, checked at startup).
+    Every test that needs the real data depends on this fixture: without the data it is deselected."""
+    return Path(os.environ["NN_DATA_DIR"])
+
+
+@pytest.fixture(scope="session")
+def weights(data_dir):
+    """The book's weights from the data folder, through the safe loader."""
     from nn_numpy.data.weights import load_weights
-    return load_weights()
+    return load_weights(data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")
-def test_set():
-    """MNIST's test set from $NN_DATA_DIR: ``(images (10000, 784) uint8, labels (10000,))``."""
+def test_set(data_dir):
+    """MNIST's test set from the data folder: ``(images (10000, 784) uint8, labels (10000,))``."""
     from nn_numpy.data.mnist import load_mnist_test
-    return load_mnist_test(normalize=False)
+    return load_mnist_test(normalize=False, data_dir=data_dir)
 
 
 SCRIPTS_DIR = Path(__file__).parent / "scripts"

@@ -27,6 +27,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]  # the packages from a clone, insta
 
 import numpy as np  # noqa: E402
 
+from neuralnet_mnist import predict as book_predict  # noqa: E402  (the book's ch03 scripts, beside us)
 from cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int, run_main  # noqa: E402
 from nn_numpy.data.download import is_writable  # noqa: E402
 from nn_numpy.data.errors import NNError  # noqa: E402
@@ -35,7 +36,9 @@ from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
 
 VARIANTS = ("book_loop", "book_batch100", "numpy_plain", "project_numpy", "project_torch_cpu", "torch_cuda",
             "torch_cuda_with_copy", "onnxruntime")
-NEEDS_FLOAT_COPY = ("book_loop", "book_batch100", "numpy_plain")  # they start from pre-normalised float32
+# The book's scripts (neuralnet_mnist.py, neuralnet_mnist_batch.py) and its predict on all images in one
+# batch: they start from pre-normalised float32, as the book's get_data gives it.
+NEEDS_FLOAT_COPY = ("book_loop", "book_batch100", "numpy_plain")
 FLOP_PER_IMAGE = 2 * (784 * 50 + 50 * 100 + 100 * 10)  # multiply-adds of the three matmuls
 TEST_SET_SIZE = 10000
 
@@ -60,27 +63,6 @@ def variant_list(text):
         raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown or [text]}: choose from "
                                          f"{', '.join(VARIANTS)}")
     return names
-
-
-# --- the book's code, as chapter 3 writes it, on pre-normalised float32 ---
-
-def book_sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def book_softmax(a):
-    c = np.max(a, axis=-1, keepdims=True)
-    exp_a = np.exp(a - c)
-    return exp_a / np.sum(exp_a, axis=-1, keepdims=True)
-
-
-def book_predict(network, x):
-    """``(N, 784) or (784,) float32 -> probabilities``: affine, sigmoid, affine, sigmoid, affine, softmax."""
-    W1, W2, W3 = network["W1"], network["W2"], network["W3"]
-    b1, b2, b3 = network["b1"], network["b2"], network["b3"]
-    z1 = book_sigmoid(np.dot(x, W1) + b1)
-    z2 = book_sigmoid(np.dot(z1, W2) + b2)
-    return book_softmax(np.dot(z2, W3) + b3)
 
 
 def onnx_model(weights):

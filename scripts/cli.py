@@ -50,6 +50,34 @@ def add_data_args(parser):
     return parser
 
 
+def require_data(args):
+    """Fetch the data-directory files the command needs: the book's weights unless ``--weights``, MNIST's
+    test set unless ``--images``. A file that is absent and cannot be fetched is named with all the others
+    in one error, never the training set, which no script needs."""
+    from nn_numpy.data.download import WEIGHTS_NAME, fetch_mnist_file, fetch_weights, is_writable, resolve_data_dir
+    from nn_numpy.data.errors import DataNotFoundError
+    from nn_numpy.data.mnist import SPLITS
+
+    if (args.images is None) != (args.labels is None):
+        raise NNError("--images and --labels go together: give both or neither")
+    wanted = {WEIGHTS_NAME: lambda: fetch_weights(args.data_dir)} if args.weights is None else {}
+    if args.images is None:
+        wanted.update({f"mnist/{n}": lambda n=n: fetch_mnist_file(n, args.data_dir) for n in SPLITS["test"]})
+    missing = []
+    for name, fetch in wanted.items():
+        try:
+            fetch()
+        except DataNotFoundError:
+            missing.append(name)
+    if missing:
+        folder = resolve_data_dir(args.data_dir)
+        why = "cannot be downloaded into a read-only folder" if folder.is_dir() and not is_writable(folder) else \
+            "could not be downloaded"
+        raise DataNotFoundError(f"{folder} lacks {', '.join(missing)}, which {why}: run `python scripts/fetch_data.py "
+                                f"--data-dir {folder}` where there is network, or copy them there (README: The data "
+                                "directory), or point --data-dir / NN_DATA_DIR at a folder holding them")
+
+
 def load_inputs(args):
     """``(weights, images (N, 784) uint8, labels (N,) uint8, source)`` from parsed :func:`add_data_args`.
 
@@ -59,8 +87,7 @@ def load_inputs(args):
     from nn_numpy.data.mnist import SPLITS, load_idx_dataset, load_mnist_test
     from nn_numpy.data.weights import load_weights
 
-    if (args.images is None) != (args.labels is None):
-        raise NNError("--images and --labels go together: give both or neither")
+    require_data(args)
     weights = load_weights(args.weights, data_dir=args.data_dir)
     if args.images:
         images, labels = load_idx_dataset(args.images, args.labels, normalize=False)

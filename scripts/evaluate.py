@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job: evaluate the chapter's network on the MNIST test set.
 
-    python scripts/evaluate.py                     # both backends side by side, default chunks
+    python scripts/evaluate.py                     # --backend auto: both side by side if torch is installed
     python scripts/evaluate.py --backend numpy --loop
     python scripts/evaluate.py --batch-size 100 --device cuda --json
 
@@ -24,11 +24,12 @@ from nn_numpy.data.errors import NNError  # noqa: E402
 def parse_args(argv):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--backend", choices=["auto", "numpy", "torch", "both"], default="auto",
-                   help="auto (default): both if torch is installed, else numpy")
+                   help="auto (default): numpy and torch side by side if torch is installed, else numpy alone")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--loop", action="store_true", help="one image at a time, as the book's first script")
     mode.add_argument("--batch-size", type=positive_int, help="images per batch (default: each backend's own cache-sized chunks)")
-    p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
+    p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto); "
+                   "--backend numpy runs on the CPU and takes only auto or cpu")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return add_data_args(p).parse_args(argv)
@@ -90,8 +91,8 @@ def main(argv=None):
 
     if "torch" in backends:
         device = torch_device(args)
-    elif args.device != "auto":
-        raise NNError("--device applies to the torch backend; --backend numpy runs on the CPU")
+    elif args.device not in ("auto", "cpu"):  # numpy on the CPU is true; anything else would be ignored
+        raise NNError(f"--device {args.device} applies to the torch backend; --backend numpy runs on the CPU")
 
     from nn_numpy import accuracy
 
