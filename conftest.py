@@ -121,11 +121,11 @@ def run_script():
     user runs it, in a fresh process (text output; ``env`` is added to this process's environment)."""
     import subprocess
 
-    def run(name, *args, env=None, timeout=300, **kwargs):
+    def run_as_user(name, *args, env=None, timeout=300, **kwargs):
         return subprocess.run([sys.executable, str(SCRIPTS_DIR / name), *map(str, args)], capture_output=True,
                               text=True, timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})},
                               **kwargs)
-    return run
+    return run_as_user
 
 
 @pytest.fixture(scope="session")
@@ -144,15 +144,17 @@ def load_script():
 @pytest.fixture
 def run_in_process(load_script, capsys):
     """``run_in_process("evaluate.py", *args) -> (exit code, stdout, stderr)`` through ``cli.run_main``, in
-    this process, so a test can patch what the script calls first."""
+    this process, so a test can patch what the script calls first; give a module from :func:`load_script`
+    instead of the name to patch the script's own globals."""
     from cli import run_main
 
-    def run(name, *args):
+    def run_here(script, *args):
+        module = load_script(script) if isinstance(script, str) else script
         with pytest.raises(SystemExit) as done:
-            run_main(load_script(name).main, [str(a) for a in args])
+            run_main(module.main, [str(a) for a in args])
         out, err = capsys.readouterr()
         return done.value.code, out, err
-    return run
+    return run_here
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """scripts/benchmark.py as a user runs it, on a few images: JSON schema, accuracies, exit codes. No timings checked."""
 
-import importlib.util
 import json
 import math
 import os
@@ -19,11 +18,6 @@ VARIANTS = {"book_loop", "book_batch100", "numpy_plain", "project_numpy", "proje
 ROW_KEYS = {"variant", "ms_median", "images_per_s", "ratio_to_numpy_plain", "ratio_to_bound", "accuracy"}
 
 
-def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env=os.environ)
-
-
 def reference_accuracy(weights, test_images, test_labels, n):
     """Accuracy of the reference on the test set replicated to ``n`` images."""
     import nn_numpy
@@ -33,9 +27,9 @@ def reference_accuracy(weights, test_images, test_labels, n):
 
 
 @pytest.mark.parametrize("size, variants", [(2000, None), (12000, "project_numpy,project_torch_cpu,onnxruntime")])
-def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, size, variants):
+def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, size, variants, run_script):
     out = tmp_path / "bench.json"
-    proc = run("--size", str(size), "--repeats", "2", "--json", str(out), *(["--variants", variants] if variants else []))
+    proc = run_script("benchmark.py", "--size", size, "--repeats", 2, "--json", out, *(["--variants", variants] if variants else []))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert isinstance(result["bound_ms"], float) and result["bound_ms"] > 0
@@ -57,14 +51,14 @@ def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, s
     assert f"{size} images" in proc.stdout and "compute bound" in proc.stdout
 
 
-def test_full_test_set_scores_the_books_accuracy(tmp_path):
+def test_full_test_set_scores_the_books_accuracy(tmp_path, data_dir, run_script):
     out = tmp_path / "bench.json"
-    proc = run("--repeats", "1", "--variants", "project_numpy,numpy_plain", "--json", str(out))
+    proc = run_script("benchmark.py", "--repeats", "1", "--variants", "project_numpy,numpy_plain", "--json", out)
     assert proc.returncode == 0, proc.stderr
     assert [r["accuracy"] for r in json.loads(out.read_text())["rows"]] == [BOOK_ACCURACY, BOOK_ACCURACY]
 
 
-def test_a_variant_with_wrong_predictions_fails_loudly():
+def test_a_variant_with_wrong_predictions_fails_loudly(data_dir):
     """nn_numpy.predict_labels made to say 0 for every image: exit 1 and the variant named."""
     code = ("import runpy, sys, numpy as np, nn_numpy\n"
             "nn_numpy.predict_labels = lambda w, x, **k: np.zeros(len(x), np.int64)\n"
@@ -80,36 +74,20 @@ def test_a_variant_with_wrong_predictions_fails_loudly():
     (["--variants", "numpy_plain,tensorflow"], "unknown variant(s) ['tensorflow']"),
     (["--size", "0"], "expected a positive integer, got 0"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(args, text):
-    proc = run(*args)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert text in proc.stderr.strip().splitlines()[-1]
+def test_bad_arguments_are_one_line_and_exit_2(args, text, run_script, assert_one_line_error):
+    assert_one_line_error(run_script("benchmark.py", *args), text)
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_in_process(script, capsys, *args):
-    """``(exit code, stderr)`` of the script's ``__main__`` path, in this process (so it can be patched)."""
-    with pytest.raises(SystemExit) as done:
-        script.run_main(script.main, list(args))
-    return done.value.code, capsys.readouterr().err
-
-
-def test_no_variant_able_to_run_is_one_line_and_exit_2():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--variants", "torch_cuda,torch_cuda_with_copy", "--size", "100"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+def test_no_variant_able_to_run_is_one_line_and_exit_2(data_dir, run_script):
+    proc = run_script("benchmark.py", "--variants", "torch_cuda,torch_cuda_with_copy", "--size", 100,
+                      env={"CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert proc.stderr.startswith("error: none of the selected variants can run here: torch_cuda, "
                                   "torch_cuda_with_copy: ") and proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_a_size_beyond_available_memory_is_refused_before_loading_anything():
-    proc = run("--size", "100000000000", "--data-dir", "/nonexistent/dir")  # a data error would come later
+def test_a_size_beyond_available_memory_is_refused_before_loading_anything(run_script):
+    proc = run_script("benchmark.py", "--size", "100000000000", "--data-dir", "/nonexistent/dir")  # a data error would come later
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: --size 100000000000: its uint8 images alone need 73015.7 GiB, but only ")
     assert not os.path.exists("/nonexistent/dir")
@@ -118,18 +96,19 @@ def test_a_size_beyond_available_memory_is_refused_before_loading_anything():
 @pytest.mark.parametrize("where, reason", [("missing/bench.json", "folder {parent} does not exist"),
                                            ("read-only/bench.json", "folder {parent} is not writable"),
                                            ("read-only", "is a folder")])
-def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, reason):
+def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, reason, run_script):
     (tmp_path / "read-only").mkdir(mode=0o555)
     path = tmp_path / where
-    proc = run("--json", str(path), "--data-dir", "/nonexistent/dir")  # checked before any data is loaded
+    proc = run_script("benchmark.py", "--json", path, "--data-dir", "/nonexistent/dir")  # checked before any data is loaded
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert str(path) in proc.stderr and reason.format(parent=path.parent) in proc.stderr, proc.stderr
     assert ".tmp" not in proc.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["read-only"]
     assert list((tmp_path / "read-only").iterdir()) == []
 
 
-def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_path, monkeypatch, capsys):
-    script = load_script()
+def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_path, monkeypatch, data_dir,
+                                                                           load_script, run_in_process):
+    script = load_script("benchmark.py")
 
     def disk_full(obj, file, **kwargs):
         file.write('{"size": ')
@@ -137,16 +116,16 @@ def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_pa
 
     monkeypatch.setattr(script.json, "dump", disk_full)
     path = tmp_path / "bench.json"
-    code, err = run_in_process(script, capsys, "--size", "100", "--repeats", "1", "--variants", "project_numpy",
-                               "--json", str(path))
+    code, _, err = run_in_process(script, "--size", 100, "--repeats", 1, "--variants", "project_numpy", "--json", path)
     assert code == 2 and err == f"error: cannot write --json {path}: No space left on device\n"
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_empty_dataset_is_refused_not_replicated_into_blank_images(tmp_path, weights, monkeypatch, capsys):
-    script = load_script()
+def test_an_empty_dataset_is_refused_not_replicated_into_blank_images(weights, monkeypatch, load_script,
+                                                                      run_in_process):
+    script = load_script("benchmark.py")
     empty = np.zeros((0, 784), np.uint8), np.zeros(0, np.uint8)
     monkeypatch.setattr(script, "load_inputs", lambda args: (weights, *empty, "empty.idx"))
-    code, err = run_in_process(script, capsys, "--images", "empty.idx", "--labels", "empty-labels.idx",
-                               "--size", "100", "--repeats", "1", "--variants", "project_numpy")
+    code, _, err = run_in_process(script, "--images", "empty.idx", "--labels", "empty-labels.idx",
+                                  "--size", 100, "--repeats", 1, "--variants", "project_numpy")
     assert code == 2 and err == "error: the dataset holds no images: nothing to replicate to --size\n"

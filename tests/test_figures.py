@@ -1,7 +1,6 @@
 """scripts/figures.py writes every figure as a valid PNG of its stated size, and fails in one line."""
 
 import contextlib
-import importlib.util
 import io
 import os
 import struct
@@ -18,13 +17,6 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "figures.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("figures_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def png_size(data):
     """``(width, height)`` from a PNG's IHDR chunk, which must come first."""
     assert data[:8] == PNG_SIGNATURE, "not a PNG signature"
@@ -34,10 +26,10 @@ def png_size(data):
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
+def written(tmp_path_factory, load_script, data_dir):
     """Runs the script once, as its ``__main__`` does, into a folder that does not exist yet."""
     out = tmp_path_factory.mktemp("figures") / "new" / "folder"
-    figures = load_script()
+    figures = load_script("figures.py")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as done:
         figures.run_main(figures.main, ["--out", str(out)])
@@ -59,19 +51,16 @@ def test_the_output_folder_is_named_when_done(written):
     assert stdout == f"wrote {len(figures.FIGURES)} figures to {out}\n"
 
 
-def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, run_in_process):
     blocker = tmp_path / "figures"
     blocker.write_text("not a folder")
-    figures = load_script()
-    with pytest.raises(SystemExit) as done:
-        figures.run_main(figures.main, ["--out", str(blocker)])
-    assert done.value.code == 2
-    err = capsys.readouterr().err
+    code, _, err = run_in_process("figures.py", "--out", blocker)
+    assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and str(blocker) in err, err
     assert blocker.read_text() == "not a folder"
 
 
-def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch):
+def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, data_dir, load_script, run_in_process):
     from matplotlib.figure import Figure
 
     real_savefig, saved = Figure.savefig, []
@@ -84,10 +73,8 @@ def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch):
         real_savefig(self, fname, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", interrupt_the_second)
-    figures = load_script()
-    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as done:
-        figures.run_main(figures.main, ["--out", str(tmp_path)])
-    assert done.value.code == 130
+    figures = load_script("figures.py")
+    assert run_in_process(figures, "--out", tmp_path)[0] == 130
     first = next(iter(figures.FIGURES))
     assert os.listdir(tmp_path) == [first]
     assert png_size((tmp_path / first).read_bytes()) == tuple(round(s * figures.DPI) for s in figures.FIGURES[first])

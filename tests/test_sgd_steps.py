@@ -1,31 +1,13 @@
 """scripts/sgd_steps.py as a user runs it: a row per step, the verdict, exit codes 0, 1 and 2."""
 
-import contextlib
-import importlib.util
-import io
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("torch", reason="the SGD comparison needs torch: pip install 'dlfs-ch3[torch]'")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sgd_steps.py"
-
-
-def run(*args):
-    """``(exit code, stdout, stderr)`` of the script's ``__main__`` path, in this process."""
-    spec = importlib.util.spec_from_file_location("sgd_steps_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
-        script.run_main(script.main, list(args))
-    return done.value.code, out.getvalue(), err.getvalue()
-
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_steps_print_loss_and_accuracy_and_end_matching(dtype):
-    code, out, err = run("--steps", "3", "--dtype", dtype, "--device", "cpu")
+def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, data_dir):
+    code, out, err = run_in_process("sgd_steps.py", "--steps", "3", "--dtype", dtype, "--device", "cpu")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[1].split() == ["step", "loss", "numpy", "loss", "torch", "acc", "numpy", "acc", "torch"]
@@ -37,9 +19,9 @@ def test_steps_print_loss_and_accuracy_and_end_matching(dtype):
     assert lines[5].startswith("max |W_numpy - W_torch| = ") and lines[5].endswith("OK, the weights still match")
 
 
-def test_a_huge_learning_rate_makes_them_diverge_and_exit_1():
+def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data_dir):
     # lr 1e9 turns the one-ulp differences of step 1 into different weights at step 2
-    code, out, _ = run("--steps", "2", "--lr", "1e9", "--device", "cpu")
+    code, out, _ = run_in_process("sgd_steps.py", "--steps", "2", "--lr", "1e9", "--device", "cpu")
     assert code == 1
     assert out.splitlines()[-1].endswith("FAILED, the frameworks diverged")
 
@@ -52,7 +34,7 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1():
     (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
     (["--device", "nonsense"], "unknown device 'nonsense'"),
 ])
-def test_bad_options_are_one_line_errors(args, message):
-    code, out, err = run(*args)
+def test_bad_options_are_one_line_errors(args, message, run_in_process):
+    code, out, err = run_in_process("sgd_steps.py", *args)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err

@@ -1,35 +1,17 @@
 """scripts/parity_report.py as users run it: JSON on stdout, exit codes 0/1/2, one-line errors."""
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from cli import run_main
 from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "parity_report.py"
+QUIET = {"PYTHONWARNINGS": "ignore"}
 
 
-def run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("parity_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_json_is_one_object_with_per_layer_figures():
-    result = run("--json", "--device", "cpu")
+def test_json_is_one_object_with_per_layer_figures(data_dir, run_script):
+    result = run_script("parity_report.py", "--json", "--device", "cpu", env=QUIET)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
     report = json.loads(result.stdout)
@@ -43,27 +25,27 @@ def test_json_is_one_object_with_per_layer_figures():
     assert 0 < report["min_top2_margin"]["numpy"] < 0.01
 
 
-def test_float64_batched_table(capsys):
-    code = load_script().main(["--device", "cpu", "--dtype", "float64", "--batch-size", "3000"])
+def test_float64_batched_table(capsys, data_dir, load_script):
+    code = load_script("parity_report.py").main(["--device", "cpu", "--dtype", "float64", "--batch-size", "3000"])
     out = capsys.readouterr().out
     assert code == 0
     assert "dtype float64" in out and "parity: OK, all 10000 predictions identical" in out
     assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYER_OUTPUTS] == list(LAYER_OUTPUTS)
 
 
-def test_tf32_is_reported_and_the_settings_restored(capsys):
+def test_tf32_is_reported_and_the_settings_restored(capsys, data_dir, load_script):
     from nn_torch import matmul_precision
 
     before = matmul_precision()
-    code = load_script().main(["--device", "cpu", "--tf32", "--json"])
+    code = load_script("parity_report.py").main(["--device", "cpu", "--tf32", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["tf32"] is True and report["matmul_precision"] == "high (TF32 on)"
     assert matmul_precision() == before
-    load_script().main(["--device", "cpu", "--tf32"])
+    load_script("parity_report.py").main(["--device", "cpu", "--tf32"])
     assert "note: TF32 applies to float32 matmuls on CUDA GPUs only" in capsys.readouterr().out
 
 
-def test_a_parity_failure_exits_1(monkeypatch, capsys):
+def test_a_parity_failure_exits_1(monkeypatch, capsys, data_dir, load_script):
     from nn_torch import MnistNet
 
     forward_layers = MnistNet.forward_layers
@@ -72,14 +54,14 @@ def test_a_parity_failure_exits_1(monkeypatch, capsys):
         layers = forward_layers(self, x)
         return {**layers, "a3": layers["a3"] + 1e-3}
     monkeypatch.setattr(MnistNet, "forward_layers", off_by_a_little)
-    code = load_script().main(["--device", "cpu", "--json"])
+    code = load_script("parity_report.py").main(["--device", "cpu", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["ok"] is False
     assert report["layers"]["a3"]["mismatched"] == 100000 and report["layers"]["y"]["mismatched"] == 0
 
 
-def test_bad_device_exits_2_with_one_line_and_no_traceback():
-    result = run("--device", "cuda:99")
+def test_bad_device_exits_2_with_one_line_and_no_traceback(run_script):
+    result = run_script("parity_report.py", "--device", "cuda:99", env=QUIET)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: cuda:99 is ")
 
@@ -91,15 +73,13 @@ def test_bad_device_exits_2_with_one_line_and_no_traceback():
     (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
     (["--images", "x.gz"], "--images and --labels go together"),
 ])
-def test_bad_input_exits_2_with_one_line(args, message, capsys):
-    with pytest.raises(SystemExit) as exit:
-        run_main(load_script().main, args)
-    out, err = capsys.readouterr()
-    assert exit.value.code == 2 and out == ""
+def test_bad_input_exits_2_with_one_line(args, message, run_in_process):
+    code, out, err = run_in_process("parity_report.py", *args)
+    assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")
-def test_debug_shows_the_traceback():
-    result = run("--device", "cuda", "--debug")
+def test_debug_shows_the_traceback(run_script):
+    result = run_script("parity_report.py", "--device", "cuda", "--debug", env=QUIET)
     assert result.returncode != 0 and "Traceback" in result.stderr and "DeviceError" in result.stderr
