@@ -1,6 +1,6 @@
 """MNIST, all 10,000 test images, the book's weights: NumPy and torch compute the same thing.
 
-See ``nn_torch.parity`` for the tolerances and README.md for the figures they were set from.
+The tolerances, and the figures they were set from, are in :mod:`nn_torch.parity`.
 """
 
 import numpy as np

@@ -17,16 +17,15 @@ from nn_numpy.data.download import (MNIST_FILES, WEIGHTS_SHA256, fetch_mnist_fil
                                sha256_file)
 from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError, NNError
 
-DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 LABELS = "t10k-labels-idx1-ubyte.gz"
 IMAGES = "t10k-images-idx3-ubyte.gz"
 FAILURE = re.compile(r"^mirror (\S+) failed: (.+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
-def server():
-    files = {path.name: path.read_bytes() for path in (DATA / "mnist").iterdir()}
-    files["sample_weight.pkl"] = (DATA / "sample_weight.pkl").read_bytes()
+def server(data_dir):
+    files = {path.name: path.read_bytes() for path in (data_dir / "mnist").iterdir()}
+    files["sample_weight.pkl"] = (data_dir / "sample_weight.pkl").read_bytes()
     with MirrorServer(files) as mirror:
         yield mirror
 
@@ -104,10 +103,10 @@ def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_on
     ("wrong", "SHA-256"), ("endless", "it sent more than the file's 4,542 bytes"),
     ("oversized", "it announces 9,084 bytes; the file has 4,542"), ("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)")])
 def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, monkeypatch, capsys, behaviour,
-                                                              reason):
+                                                              reason, data_dir):
     bad = refused_url() if behaviour == "refused" else server.url(behaviour)
     monkeypatch.setenv("NN_MNIST_MIRRORS", f"{bad},{server.url('good')}")
-    assert fetch_mnist_file(LABELS, tmp_path).read_bytes() == (DATA / "mnist" / LABELS).read_bytes()
+    assert fetch_mnist_file(LABELS, tmp_path).read_bytes() == (data_dir / "mnist" / LABELS).read_bytes()
     (line,) = failures(capsys.readouterr().err)
     assert line[0] == bad + LABELS and reason in line[1] and line[1].endswith("; trying the next"), line
     assert listing(tmp_path / "mnist") == [LABELS]
@@ -139,9 +138,9 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
     assert listing(tmp_path) == []  # not even the mnist/ folder pooch made for it
 
 
-def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path):
+def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path, data_dir):
     (tmp_path / "mnist").mkdir()
-    (tmp_path / "mnist" / LABELS).write_bytes((DATA / "mnist" / LABELS).read_bytes())
+    (tmp_path / "mnist" / LABELS).write_bytes((data_dir / "mnist" / LABELS).read_bytes())
     code = ("import sys; from nn_numpy.data.download import fetch_mnist_file; "
             f"print(fetch_mnist_file({LABELS!r}, {str(tmp_path)!r})); "
             "print(sorted(m for m in ('pooch', 'requests', 'tqdm', 'platformdirs') if m in sys.modules))")
@@ -151,10 +150,10 @@ def test_a_present_file_is_used_without_network_or_importing_pooch(tmp_path):
     assert out.stderr == ""
 
 
-def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(tmp_path, server, monkeypatch, capsys):
+def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(tmp_path, server, monkeypatch, capsys, data_dir):
     folder = tmp_path / "mnist"
     folder.mkdir()
-    bad = (DATA / "mnist" / LABELS).read_bytes()[:-10]
+    bad = (data_dir / "mnist" / LABELS).read_bytes()[:-10]
     (folder / LABELS).write_bytes(bad)
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
 
@@ -191,12 +190,12 @@ def test_a_missing_file_in_a_read_only_dir_is_not_found_and_nothing_is_written(t
     assert listing(folder) == []
 
 
-def test_a_hand_placed_uncompressed_file_is_used_when_the_gz_is_absent(tmp_path):
+def test_a_hand_placed_uncompressed_file_is_used_when_the_gz_is_absent(tmp_path, data_dir):
     import gzip
 
     raw = tmp_path / "mnist" / LABELS[:-3]
     raw.parent.mkdir()
-    raw.write_bytes(gzip.decompress((DATA / "mnist" / LABELS).read_bytes()))
+    raw.write_bytes(gzip.decompress((data_dir / "mnist" / LABELS).read_bytes()))
     assert fetch_mnist_file(LABELS, tmp_path) == raw  # the offline fixture would refuse any download
 
 

@@ -16,18 +16,24 @@ from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
 from nn_numpy.data import idx
 from nn_numpy.data.idx import IDX_DTYPES, read_idx
 
-DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
-IMAGES_GZ, LABELS_GZ = DATA / "t10k-images-idx3-ubyte.gz", DATA / "t10k-labels-idx1-ubyte.gz"
+@pytest.fixture(scope="module")
+def images_gz(data_dir):
+    return data_dir / "mnist" / "t10k-images-idx3-ubyte.gz"
 
 
 @pytest.fixture(scope="module")
-def labels_raw():
-    return gzip.decompress(LABELS_GZ.read_bytes())
+def labels_gz(data_dir):
+    return data_dir / "mnist" / "t10k-labels-idx1-ubyte.gz"
 
 
 @pytest.fixture(scope="module")
-def images_raw():
-    return gzip.decompress(IMAGES_GZ.read_bytes())
+def labels_raw(labels_gz):
+    return gzip.decompress(labels_gz.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def images_raw(images_gz):
+    return gzip.decompress(images_gz.read_bytes())
 
 
 def write(folder, name, data):
@@ -36,8 +42,8 @@ def write(folder, name, data):
     return path
 
 
-def test_real_files_decode_to_mnist_shapes_and_header_values():
-    images, labels = read_idx(IMAGES_GZ), read_idx(LABELS_GZ)
+def test_real_files_decode_to_mnist_shapes_and_header_values(images_gz, labels_gz):
+    images, labels = read_idx(images_gz), read_idx(labels_gz)
     assert (images.shape, images.dtype) == ((10000, 28, 28), np.uint8)
     assert (labels.shape, labels.dtype) == ((10000,), np.uint8)
     assert images.flags.writeable and labels.flags.writeable
@@ -45,10 +51,10 @@ def test_real_files_decode_to_mnist_shapes_and_header_values():
     assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_raw_equals_gzip_and_gzip_is_detected_by_magic_not_suffix(tmp_path, images_raw):
-    from_gz = read_idx(IMAGES_GZ)
+def test_raw_equals_gzip_and_gzip_is_detected_by_magic_not_suffix(tmp_path, images_raw, images_gz):
+    from_gz = read_idx(images_gz)
     raw_named_gz = write(tmp_path, "images.gz", images_raw)
-    gz_named_raw = write(tmp_path, "images-idx3-ubyte", IMAGES_GZ.read_bytes())
+    gz_named_raw = write(tmp_path, "images-idx3-ubyte", images_gz.read_bytes())
     for path in (write(tmp_path, "images-idx3-ubyte.raw", images_raw), raw_named_gz, gz_named_raw):
         np.testing.assert_array_equal(read_idx(path), from_gz, err_msg=str(path))
 
@@ -58,7 +64,7 @@ def test_missing_file_is_data_not_found(tmp_path):
         read_idx(tmp_path / "nowhere.gz")
 
 
-def test_an_unreadable_path_is_one_line_data_not_found_naming_it(tmp_path, monkeypatch):
+def test_an_unreadable_path_is_one_line_data_not_found_naming_it(tmp_path, monkeypatch, images_gz):
     folder = tmp_path / "t10k-images-idx3-ubyte.gz"
     folder.mkdir()
     with pytest.raises(DataNotFoundError) as raised:
@@ -70,8 +76,8 @@ def test_an_unreadable_path_is_one_line_data_not_found_naming_it(tmp_path, monke
 
     monkeypatch.setattr(idx, "open_regular", denied)  # chmod 000 would not stop root
     with pytest.raises(DataNotFoundError) as raised:
-        read_idx(IMAGES_GZ)
-    assert str(raised.value) == f"{IMAGES_GZ}: cannot read it (Permission denied)"
+        read_idx(images_gz)
+    assert str(raised.value) == f"{images_gz}: cannot read it (Permission denied)"
 
 
 @pytest.mark.parametrize("code,dtype", [(0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")])
@@ -83,9 +89,9 @@ def test_other_idx_types_decode_big_endian_to_native(tmp_path, code, dtype):
     np.testing.assert_array_equal(array, values)
 
 
-def damaged(images_raw, labels_raw):
+def damaged(images_raw, labels_raw, images_gz):
     """``{kind: (file bytes, what the message must say)}``, all made from the real files."""
-    gz = IMAGES_GZ.read_bytes()
+    gz = images_gz.read_bytes()
     flipped = bytearray(labels_raw)
     flipped[2] = 0x07  # not an IDX type code
     more_dims = labels_raw[:4] + struct.pack(">I", 10001) + labels_raw[8:]
@@ -118,8 +124,8 @@ def damaged(images_raw, labels_raw):
     }
 
 
-def test_every_damage_kind_is_data_corrupted_naming_the_file(tmp_path, images_raw, labels_raw):
-    for kind, (data, says) in damaged(images_raw, labels_raw).items():
+def test_every_damage_kind_is_data_corrupted_naming_the_file(tmp_path, images_raw, labels_raw, images_gz):
+    for kind, (data, says) in damaged(images_raw, labels_raw, images_gz).items():
         path = write(tmp_path, "t10k-damaged-idx-ubyte.gz", data)
         with pytest.raises(DataCorruptedError) as err:
             read_idx(path)

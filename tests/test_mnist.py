@@ -25,7 +25,6 @@ from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
 from nn_numpy.data.idx import read_idx
 from nn_numpy.data.mnist import load_idx_dataset, load_mnist, load_mnist_test
 
-DATA = Path(os.environ["NN_DATA_DIR"]) / "mnist"  # set by the root conftest.py
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]  # MNIST's test set, digits 0-9
 
@@ -36,17 +35,23 @@ def offline(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def reference():
+def mnist_dir(data_dir):
+    """The real test files' folder, from the root conftest.py: only read, never written."""
+    return data_dir / "mnist"
+
+
+@pytest.fixture(scope="module")
+def reference(mnist_dir):
     """``(images (10000, 28, 28), labels (10000,))`` uint8, straight from the real files."""
-    return read_idx(DATA / IMAGES), read_idx(DATA / LABELS)
+    return read_idx(mnist_dir / IMAGES), read_idx(mnist_dir / LABELS)
 
 
 @pytest.fixture
-def data_dir(tmp_path):
+def data_copy(tmp_path, mnist_dir):
     """A writable data dir holding copies of the real test files."""
     (tmp_path / "mnist").mkdir()
     for name in (IMAGES, LABELS):
-        shutil.copyfile(DATA / name, tmp_path / "mnist" / name)
+        shutil.copyfile(mnist_dir / name, tmp_path / "mnist" / name)
     return tmp_path
 
 
@@ -54,14 +59,14 @@ def listing(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
-def caches(data_dir):
-    return {name: data_dir / "mnist" / f"{name[:-3]}.{MNIST_FILES[name][:16]}.npy" for name in (IMAGES, LABELS)}
+def caches(data_copy):
+    return {name: data_copy / "mnist" / f"{name[:-3]}.{MNIST_FILES[name][:16]}.npy" for name in (IMAGES, LABELS)}
 
 
 @pytest.mark.parametrize("normalize,flatten,one_hot", list(itertools.product([True, False], repeat=3)))
-def test_load_mnist_test_gives_the_books_layout(data_dir, reference, normalize, flatten, one_hot):
+def test_load_mnist_test_gives_the_books_layout(data_copy, reference, normalize, flatten, one_hot):
     images, labels = reference
-    x, t = load_mnist_test(normalize=normalize, flatten=flatten, one_hot_label=one_hot, data_dir=data_dir)
+    x, t = load_mnist_test(normalize=normalize, flatten=flatten, one_hot_label=one_hot, data_dir=data_copy)
 
     assert x.shape == ((10000, 784) if flatten else (10000, 1, 28, 28))
     assert x.dtype == (np.float32 if normalize else np.uint8)
@@ -76,35 +81,35 @@ def test_load_mnist_test_gives_the_books_layout(data_dir, reference, normalize, 
     np.testing.assert_array_equal(t.argmax(axis=1) if one_hot else t, labels)
 
 
-def test_label_counts(data_dir):
-    assert np.bincount(load_mnist_test(data_dir=data_dir)[1]).tolist() == LABEL_COUNTS
+def test_label_counts(data_copy):
+    assert np.bincount(load_mnist_test(data_dir=data_copy)[1]).tolist() == LABEL_COUNTS
 
 
-def test_every_load_returns_fresh_writable_arrays(data_dir, reference):
+def test_every_load_returns_fresh_writable_arrays(data_copy, reference):
     for _ in range(2):  # the first load decodes the .gz, the second reads the cache
-        x, t = load_mnist_test(normalize=False, data_dir=data_dir)
+        x, t = load_mnist_test(normalize=False, data_dir=data_copy)
         assert x.flags.writeable and t.flags.writeable
         x[:] = 0
         t[:] = 0
-    x, t = load_mnist_test(normalize=False, data_dir=data_dir)
+    x, t = load_mnist_test(normalize=False, data_dir=data_copy)
     np.testing.assert_array_equal(x.reshape(10000, 28, 28), reference[0])
     np.testing.assert_array_equal(t, reference[1])
 
 
-def test_a_warm_load_reads_the_cache_named_by_the_source_hash(data_dir, reference, monkeypatch):
-    load_mnist_test(data_dir=data_dir)
-    assert listing(data_dir / "mnist") == sorted([IMAGES, LABELS] + [p.name for p in caches(data_dir).values()])
+def test_a_warm_load_reads_the_cache_named_by_the_source_hash(data_copy, reference, monkeypatch):
+    load_mnist_test(data_dir=data_copy)
+    assert listing(data_copy / "mnist") == sorted([IMAGES, LABELS] + [p.name for p in caches(data_copy).values()])
 
     monkeypatch.setattr(mnist, "read_idx", lambda path: pytest.fail(f"decoded {path} despite the cache"))
-    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_copy)
     np.testing.assert_array_equal(x[:, 0], reference[0])
     np.testing.assert_array_equal(t, reference[1])
 
 
 @pytest.mark.parametrize("damage", ["truncated", "junk", "empty", "wrong shape", "wrong dtype", "pickle"])
-def test_a_damaged_cache_is_ignored_and_rewritten(data_dir, reference, damage):
-    load_mnist_test(data_dir=data_dir)
-    cache = caches(data_dir)[IMAGES]
+def test_a_damaged_cache_is_ignored_and_rewritten(data_copy, reference, damage):
+    load_mnist_test(data_dir=data_copy)
+    cache = caches(data_copy)[IMAGES]
     good = cache.read_bytes()
     if damage == "truncated":
         cache.write_bytes(good[:-784])
@@ -119,27 +124,27 @@ def test_a_damaged_cache_is_ignored_and_rewritten(data_dir, reference, damage):
     else:
         np.save(cache, np.array([reference[0]], dtype=object), allow_pickle=True)
 
-    x, _ = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+    x, _ = load_mnist_test(normalize=False, flatten=False, data_dir=data_copy)
 
     np.testing.assert_array_equal(x[:, 0], reference[0])
     assert cache.read_bytes() == good
-    assert not [p for p in (data_dir / "mnist").iterdir() if p.suffix == ".tmp"]
+    assert not [p for p in (data_copy / "mnist").iterdir() if p.suffix == ".tmp"]
 
 
-def test_a_cache_is_never_used_once_its_source_fails_its_hash(data_dir, capsys):
-    load_mnist_test(data_dir=data_dir)
-    source = data_dir / "mnist" / IMAGES
+def test_a_cache_is_never_used_once_its_source_fails_its_hash(data_copy, capsys):
+    load_mnist_test(data_dir=data_copy)
+    source = data_copy / "mnist" / IMAGES
     source.write_bytes(source.read_bytes()[:-100])
     with pytest.raises(DataNotFoundError, match=IMAGES):
-        load_mnist_test(data_dir=data_dir)
+        load_mnist_test(data_dir=data_copy)
     assert f"{source} fails its SHA-256 check" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("how", ["mode", "mount", "disk full"])
-def test_an_unwritable_dir_loads_and_is_left_untouched(data_dir, reference, monkeypatch, how):
+def test_an_unwritable_dir_loads_and_is_left_untouched(data_copy, reference, monkeypatch, how):
     """ "mode": chmod 555 like CI's shared dir; "mount": mode 755 but writes fail with EROFS;
     "disk full": the cache's temporary file is created, then writing it fails."""
-    folder = data_dir / "mnist"
+    folder = data_copy / "mnist"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     if how == "mode":
         folder.chmod(0o555)
@@ -160,48 +165,48 @@ def test_an_unwritable_dir_loads_and_is_left_untouched(data_dir, reference, monk
         monkeypatch.setattr(np, "save", half_then_full)
     try:
         for _ in range(2):
-            x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+            x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_copy)
             np.testing.assert_array_equal(x[:, 0], reference[0])
         assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     finally:
         folder.chmod(0o755)
 
 
-def test_load_mnist_offline_without_training_files_names_the_files_and_the_folder(data_dir):
-    before = listing(data_dir / "mnist")
+def test_load_mnist_offline_without_training_files_names_the_files_and_the_folder(data_copy):
+    before = listing(data_copy / "mnist")
     with pytest.raises(DataNotFoundError) as err:
-        load_mnist(data_dir=data_dir)
+        load_mnist(data_dir=data_copy)
     message = str(err.value)
-    assert all(name in message for name in MNIST_FILES) and str(data_dir / "mnist") in message
-    assert listing(data_dir / "mnist") == before
+    assert all(name in message for name in MNIST_FILES) and str(data_copy / "mnist") in message
+    assert listing(data_copy / "mnist") == before
 
 
-def test_load_mnist_returns_train_then_test(data_dir, monkeypatch):
+def test_load_mnist_returns_train_then_test(data_copy, monkeypatch):
     """The training files' real hashes are not at hand offline, so the test files stand in for them."""
     for split_name, test_name in zip(mnist.SPLITS["train"], mnist.SPLITS["test"]):
-        shutil.copyfile(data_dir / "mnist" / test_name, data_dir / "mnist" / split_name)
+        shutil.copyfile(data_copy / "mnist" / test_name, data_copy / "mnist" / split_name)
         monkeypatch.setitem(MNIST_FILES, split_name, MNIST_FILES[test_name])
         monkeypatch.setitem(mnist.DECODED_SHAPES, split_name, mnist.DECODED_SHAPES[test_name])
-    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, one_hot_label=True, data_dir=data_dir)
-    x, t = load_mnist_test(normalize=False, one_hot_label=True, data_dir=data_dir)
+    (x_train, t_train), (x_test, t_test) = load_mnist(normalize=False, one_hot_label=True, data_dir=data_copy)
+    x, t = load_mnist_test(normalize=False, one_hot_label=True, data_dir=data_copy)
     for got, want in ((x_train, x), (t_train, t), (x_test, x), (t_test, t)):
         np.testing.assert_array_equal(got, want)
 
 
-def test_hand_placed_uncompressed_files_load_without_a_cache(tmp_path, reference):
+def test_hand_placed_uncompressed_files_load_without_a_cache(tmp_path, reference, mnist_dir):
     (tmp_path / "mnist").mkdir()
     for name in (IMAGES, LABELS):
-        (tmp_path / "mnist" / name[:-3]).write_bytes(gzip.decompress((DATA / name).read_bytes()))
+        (tmp_path / "mnist" / name[:-3]).write_bytes(gzip.decompress((mnist_dir / name).read_bytes()))
     x, t = load_mnist_test(normalize=False, flatten=False, data_dir=tmp_path)
     np.testing.assert_array_equal(x[:, 0], reference[0])
     np.testing.assert_array_equal(t, reference[1])
     assert listing(tmp_path / "mnist") == [IMAGES[:-3], LABELS[:-3]]
 
 
-def test_load_idx_dataset_reads_gz_and_raw(tmp_path, reference):
+def test_load_idx_dataset_reads_gz_and_raw(tmp_path, reference, mnist_dir):
     raw = tmp_path / "labels-idx1-ubyte"
-    raw.write_bytes(gzip.decompress((DATA / LABELS).read_bytes()))
-    x, t = load_idx_dataset(DATA / IMAGES, raw, normalize=False, flatten=False)
+    raw.write_bytes(gzip.decompress((mnist_dir / LABELS).read_bytes()))
+    x, t = load_idx_dataset(mnist_dir / IMAGES, raw, normalize=False, flatten=False)
     np.testing.assert_array_equal(x[:, 0], reference[0])
     np.testing.assert_array_equal(t, reference[1])
     assert listing(tmp_path) == [raw.name]
@@ -212,7 +217,7 @@ def idx(array):
     return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
-def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference):
+def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference, mnist_dir):
     images, labels = reference
     ten = labels.copy()
     ten[1234] = 10
@@ -224,7 +229,7 @@ def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference):
         "labels as images": (idx(labels), idx(labels), "images", "expected (N, 28, 28)"),
         "labels 2-D": (idx(images), idx(labels.reshape(100, 100)), "labels", "expected (N,) uint8 labels"),
         "int8 labels": (idx(images), bytes([0, 0, 9, 1]) + idx(labels)[4:], "labels", "expected (N,) uint8"),
-        "truncated gzip": ((DATA / IMAGES).read_bytes()[:5000], idx(labels), "images", "truncated gzip"),
+        "truncated gzip": ((mnist_dir / IMAGES).read_bytes()[:5000], idx(labels), "images", "truncated gzip"),
         "HTML labels": (idx(images), b"<html>503</html>", "labels", "looks like an HTML page"),
     }
     for kind, (image_bytes, label_bytes, names, says) in cases.items():
@@ -238,9 +243,9 @@ def test_every_bad_pair_is_data_corrupted_naming_the_file(tmp_path, reference):
         assert all(str(p) in message for p in named) and says in message, f"{kind}: {message}"
 
 
-def test_missing_idx_files_are_not_found(tmp_path):
+def test_missing_idx_files_are_not_found(tmp_path, mnist_dir):
     with pytest.raises(DataNotFoundError, match="images.idx"):
-        load_idx_dataset(tmp_path / "images.idx", DATA / LABELS)
+        load_idx_dataset(tmp_path / "images.idx", mnist_dir / LABELS)
 
 
 # --- a cache is trusted for its content, never for its name --------------------------------------------
@@ -251,34 +256,34 @@ def test_the_pinned_decoded_digests_are_those_of_the_official_files(reference):
 
 
 @pytest.mark.parametrize("name", [IMAGES, LABELS])
-def test_a_cache_of_the_right_name_and_shape_but_other_content_is_not_used(data_dir, reference, name):
+def test_a_cache_of_the_right_name_and_shape_but_other_content_is_not_used(data_copy, reference, name):
     """All-zero labels of the right shape, under the right name, scored 0.098 and were reported as verified."""
-    load_mnist_test(data_dir=data_dir)
-    cache = caches(data_dir)[name]
+    load_mnist_test(data_dir=data_copy)
+    cache = caches(data_copy)[name]
     good = cache.read_bytes()
     np.save(cache, np.zeros_like(reference[name == LABELS]))
-    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_dir)
+    x, t = load_mnist_test(normalize=False, flatten=False, data_dir=data_copy)
     np.testing.assert_array_equal(x[:, 0], reference[0])
     np.testing.assert_array_equal(t, reference[1])
     assert cache.read_bytes() == good  # rewritten from the verified source
 
 
-def test_the_training_files_are_decoded_every_time_never_cached(data_dir, monkeypatch):
+def test_the_training_files_are_decoded_every_time_never_cached(data_copy, monkeypatch):
     """Their decoded digests are not pinned, so no cache of them could be checked; the test files stand in."""
     for split_name, test_name in zip(mnist.SPLITS["train"], mnist.SPLITS["test"]):
-        shutil.copyfile(data_dir / "mnist" / test_name, data_dir / "mnist" / split_name)
+        shutil.copyfile(data_copy / "mnist" / test_name, data_copy / "mnist" / split_name)
         monkeypatch.setitem(MNIST_FILES, split_name, MNIST_FILES[test_name])
         monkeypatch.setitem(mnist.DECODED_SHAPES, split_name, mnist.DECODED_SHAPES[test_name])
     for _ in range(2):
-        load_mnist(data_dir=data_dir)
-    assert not [p.name for p in (data_dir / "mnist").iterdir() if p.name.startswith("train") and p.suffix == ".npy"]
+        load_mnist(data_dir=data_copy)
+    assert not [p.name for p in (data_copy / "mnist").iterdir() if p.name.startswith("train") and p.suffix == ".npy"]
 
 
-def test_a_fifo_in_the_caches_place_is_one_line_not_a_hang(data_dir):
+def test_a_fifo_in_the_caches_place_is_one_line_not_a_hang(data_copy):
     """In a child process with a timeout: a regression blocks on the FIFO forever."""
-    cache = caches(data_dir)[LABELS]
+    cache = caches(data_copy)[LABELS]
     os.mkfifo(cache)
-    code = f"from nn_numpy.data.mnist import load_mnist_test; load_mnist_test(data_dir={str(data_dir)!r})"
+    code = f"from nn_numpy.data.mnist import load_mnist_test; load_mnist_test(data_dir={str(data_copy)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "NN_MNIST_MIRRORS": refused_url()})
     assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.DataCorruptedError: {cache}: a FIFO, not a "
@@ -290,12 +295,12 @@ _CACHE_FUZZ = Path(tempfile.mkdtemp(prefix="cache-fuzz-"))
 
 
 @given(st.data())
-def test_whatever_the_cache_holds_the_labels_are_right(reference, data):
+def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, data):
     """The labels' cache replaced by arbitrary bytes, a mutated good cache, or a .npy of the right
     header and random content: the loaded labels are always the real ones."""
     source = _CACHE_FUZZ / LABELS
     if not source.exists():
-        shutil.copyfile(DATA / LABELS, source)
+        shutil.copyfile(mnist_dir / LABELS, source)
     good = io.BytesIO()
     np.save(good, reference[1])
     good = good.getvalue()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import nn_numpy
+import nn_torch
 from nn_numpy.data.errors import InputShapeError, WeightsError
 from nn_torch import MnistNet
 
@@ -130,3 +131,9 @@ def test_uint8_is_refused_on_both_sides(weights):
         nn_numpy.predict(weights, pixels)
     with pytest.raises(InputShapeError, match="uint8"):
         MnistNet.from_numpy(weights)(torch.from_numpy(pixels))
+
+
+def test_toy_network_gives_the_chapters_numbers():
+    y = nn_torch.forward(nn_torch.init_network(), [1.0, 0.5])
+    assert y.dtype == torch.float64 and y.shape == (2,)
+    np.testing.assert_allclose(y.numpy(), [0.31682708, 0.69627909], rtol=0, atol=5e-9)  # the chapter's printout

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,8 @@ F32 = np.finfo(np.float32)
 
 
 @pytest.fixture(scope="module")
-def real_path():
-    return Path(os.environ["NN_DATA_DIR"]) / "sample_weight.pkl"  # set by the root conftest.py
+def real_path(data_dir):
+    return data_dir / "sample_weight.pkl"
 
 
 def make_weights(dtype=np.float32, fortran=False):
