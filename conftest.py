@@ -112,6 +112,17 @@ def test_set(data_dir):
     return load_mnist_test(normalize=False, data_dir=data_dir)
 
 
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request):
+    """Each torch test on "cpu", then on "cuda": skipped with the reason when CUDA is absent (the cpu case
+    runs the same code). torch is imported only here, so a NumPy-only install still collects the rest."""
+    if request.param == "cuda":
+        torch = pytest.importorskip("torch")
+        if not torch.cuda.is_available():
+            pytest.skip(f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code")
+    return request.param
+
+
 SCRIPTS_DIR = Path(__file__).parent / "scripts"
 
 

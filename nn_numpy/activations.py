@@ -12,7 +12,7 @@ def step_function(x):
 
     At x = 0 this returns 0. That is what the book's code (``x > 0``) and its
     formula (h(x) = 0 for x <= 0) give, and what ``torch.heaviside(x, 0)`` gives.
-    The reader's notes in ``shared/seed`` write the formula with ``x >= 0 -> 1``;
+    The reader's notes this project started from write the formula with ``x >= 0 -> 1``;
     we follow the book. NaN is not > 0, so it maps to 0. ``np.int`` is gone
     from NumPy, hence the explicit ``np.int64``.
     """

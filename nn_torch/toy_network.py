@@ -1,6 +1,8 @@
 """The chapter's toy network in PyTorch: 2 inputs -> 3 -> 2 -> 2 outputs, identity output.
 
-Line for line the same as :mod:`nn_numpy.toy_network`: ``np.dot(x, W1) + b1`` becomes ``x @ W1 + b1``.
+The same weights and arithmetic as :mod:`nn_numpy.toy_network`, written out layer by layer as the
+chapter writes it (``np.dot(x, W1) + b1`` becomes ``x @ W1 + b1``); the NumPy side reuses
+``nn_numpy.forward_layers`` with an identity output instead.
 """
 
 import torch

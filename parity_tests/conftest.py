@@ -1,5 +1,5 @@
-"""Shared, session-scoped data for the parity suite (the weights and test set come from the
-root conftest.py): the devices, and every intermediate of both sides computed once per dtype and device."""
+"""Shared, session-scoped data for the parity suite (the weights, the test set and the devices come from
+the root conftest.py): every intermediate of both sides computed once per dtype and device."""
 
 import numpy as np
 import pytest
@@ -7,18 +7,6 @@ import torch
 
 import nn_numpy
 import nn_torch
-
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not torch.cuda.is_available(),
-        reason=f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code")]),
-]
-
-
-@pytest.fixture(params=DEVICES)
-def device(request):
-    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--batch-size", "10001"], "--batch-size 10001 is larger than the 10000 images"),
     (["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
     (["--steps", "0"], "expected a positive integer, got 0"),
     (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
@@ -38,3 +37,9 @@ def test_bad_options_are_one_line_errors(args, message, run_in_process):
     code, out, err = run_in_process("sgd_steps.py", *args)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_batch_larger_than_the_data_is_one_line_error(run_in_process, data_dir):
+    code, out, err = run_in_process("sgd_steps.py", "--batch-size", "10001")
+    assert code == 2
+    assert err.count("\n") == 1 and "--batch-size 10001 is larger than the 10000 images" in err, err

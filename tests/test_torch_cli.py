@@ -70,13 +70,17 @@ def test_bad_device_exits_2_with_one_line_and_no_traceback(run_script):
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--dtype", "float16"], "invalid choice: 'float16'"),
     (["--batch-size", "0"], "expected a positive integer, got 0"),
-    (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
     (["--images", "x.gz"], "--images and --labels go together"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, run_in_process):
     code, out, err = run_in_process("parity_report.py", *args)
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+def test_a_missing_weights_file_exits_2_with_one_line(run_in_process, data_dir):
+    code, out, err = run_in_process("parity_report.py", "--weights", "/nonexistent/w.pkl")
+    assert (code, out, err) == (2, "", "error: weights file not found: /nonexistent/w.pkl\n")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")

@@ -1,4 +1,5 @@
-"""Batched evaluation: same labels as NumPy, checked inputs, caller's model untouched, OOM halving."""
+"""Batched evaluation: the book's accuracy, checked inputs, caller's model untouched, OOM halving, and the
+fused path bitwise the module's forward, one image at a time equal to batched (NumPy's side: parity_tests/)."""
 
 import numpy as np
 import pytest
@@ -18,10 +19,9 @@ def model(weights):
     return MnistNet.from_numpy(weights)
 
 
-def test_labels_match_numpy_on_a_ragged_last_batch(model, weights, test_images, test_labels):
+def test_a_ragged_last_batch_gives_the_books_accuracy(model, test_images, test_labels):
     ours = predict_labels(model, test_images, batch_size=3333, device="cpu")
     assert ours.dtype == np.int64 and ours.shape == (10000,)
-    assert np.array_equal(ours, nn_numpy.predict_labels(weights, test_images))
     assert nn_numpy.accuracy(ours, test_labels) == BOOK_ACCURACY
 
 
@@ -124,8 +124,9 @@ def fails_above(model, limit):
 def test_out_of_memory_halves_the_batch_says_so_once_and_goes_on(weights, test_images, capsys):
     model = MnistNet.from_numpy(weights)
     fails_above(model, 700)
+    expected = predict_labels(MnistNet.from_numpy(weights), test_images[:3000], device="cpu")
     labels = predict_labels(model, test_images[:3000], device="cpu")
-    assert np.array_equal(labels, nn_numpy.predict_labels(weights, test_images[:3000]))
+    assert np.array_equal(labels, expected)
     err = capsys.readouterr().err.splitlines()
     assert err == ["cpu out of memory: halving the batch to 1500 images and going on"]
 
@@ -138,9 +139,10 @@ def test_out_of_memory_in_the_fused_path_halves_too(weights, test_images, monkey
         if len(x) > 700:
             raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: tried a batch of {len(x)}")
         return logits_into(params, x, *buffers)
+    expected = predict_labels(MnistNet.from_numpy(weights), test_images[:3000], batch_size=3000, device="cpu")
     monkeypatch.setattr(nn_torch.evaluate, "_logits_into", small_memory)
     labels = predict_labels(MnistNet.from_numpy(weights), test_images[:3000], batch_size=3000, device="cpu")
-    assert np.array_equal(labels, nn_numpy.predict_labels(weights, test_images[:3000]))
+    assert np.array_equal(labels, expected)
     assert capsys.readouterr().err.splitlines() == ["cpu out of memory: halving the batch to 1500 images and going on"]
 
 
@@ -151,9 +153,34 @@ def test_out_of_memory_on_one_image_is_a_device_error(weights):
         predict_labels(model, np.zeros((4, 784), np.uint8), device="cpu")
 
 
-def test_dividing_by_the_reciprocal_would_not_be_bitwise():
-    """Why ``normalize`` divides by a device tensor: ``x * (1/255)`` misses the quotient for many pixels."""
-    pixels = torch.arange(256, dtype=torch.uint8)
-    quotient = nn_torch.normalize(pixels)
-    assert torch.equal(quotient, torch.from_numpy(nn_numpy.normalize(pixels.numpy())))
-    assert (pixels.float() * torch.tensor(1 / 255, dtype=torch.float32) != quotient).sum() > 0
+DTYPES = ["float32", "float64"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fast_path_is_bitwise_the_modules_forward(dtype, device, weights, test_set):
+    """Same batches through ``model(normalize(x))``: the fused path, uint8 or float input, changes no bit."""
+    dt = getattr(torch, dtype)
+    model = nn_torch.MnistNet.from_numpy(weights, dt).to(device)
+    pixels = torch.from_numpy(test_set[0].copy()).to(device)
+    with torch.inference_mode(), nn_torch.full_precision():
+        expected = torch.cat([model(nn_torch.normalize(pixels[i:i + 4096], dt)) for i in range(0, len(pixels), 4096)])
+    expected = expected.cpu().numpy()
+    from_pixels = nn_torch.predict_proba(model, test_set[0], batch_size=4096, device=device, dtype=dt)
+    from_floats = nn_torch.predict_proba(model, nn_numpy.normalize(test_set[0], np.dtype(dtype).type),
+                                         batch_size=4096, device=device, dtype=dt)
+    from_device = nn_torch.predict_proba(model, pixels, batch_size=4096, device=device, dtype=dt)
+    for name, ours in [("uint8", from_pixels), ("float", from_floats), ("tensor on the device", from_device)]:
+        assert np.array_equal(ours, expected), f"{name} images ({dtype}, {device}): not bitwise model(x)"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_image_at_a_time_equals_batched(dtype, device, weights, test_set):
+    """All 10,000 images, one ``(784,)`` forward call each, within the parity tolerance (nn_torch.parity)."""
+    from nn_torch.parity import TOLERANCE
+
+    model = nn_torch.MnistNet.from_numpy(weights, getattr(torch, dtype)).to(device)
+    pixels = torch.from_numpy(test_set[0].copy()).to(device)
+    with torch.inference_mode(), nn_torch.full_precision():
+        x = nn_torch.normalize(pixels, getattr(torch, dtype))
+        single = torch.stack([model(img) for img in x])
+        torch.testing.assert_close(single, model(x), **TOLERANCE[dtype])
