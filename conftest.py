@@ -112,6 +112,22 @@ def test_set(data_dir):
     return load_mnist_test(normalize=False, data_dir=data_dir)
 
 
+@pytest.fixture(scope="session")
+def numpy_layers(weights, test_set):
+    """``layers(dtype_name) -> {a1 .. y}`` of NumPy on all test images, computed once per dtype."""
+    import numpy as np
+
+    import nn_numpy
+
+    cache = {}
+
+    def layers(dtype):
+        if dtype not in cache:
+            cache[dtype] = nn_numpy.forward_layers(weights, nn_numpy.normalize(test_set[0], np.dtype(dtype).type))
+        return cache[dtype]
+    return layers
+
+
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 def device(request):
     """Each torch test on "cpu", then on "cuda": skipped with the reason when CUDA is absent (the cpu case

@@ -1,24 +1,10 @@
-"""Shared, session-scoped data for the parity suite (the weights, the test set and the devices come from
-the root conftest.py): every intermediate of both sides computed once per dtype and device."""
+"""Torch's side of the parity suite's shared data: every intermediate computed once per dtype and device
+(the weights, the test set, NumPy's intermediates and the devices come from the root conftest.py)."""
 
-import numpy as np
 import pytest
 import torch
 
-import nn_numpy
 import nn_torch
-
-
-@pytest.fixture(scope="session")
-def numpy_layers(weights, test_set):
-    """``layers(dtype_name) -> {a1 .. y}`` of NumPy on all test images, computed once per dtype."""
-    cache = {}
-
-    def layers(dtype):
-        if dtype not in cache:
-            cache[dtype] = nn_numpy.forward_layers(weights, nn_numpy.normalize(test_set[0], np.dtype(dtype).type))
-        return cache[dtype]
-    return layers
 
 
 @pytest.fixture(scope="session")

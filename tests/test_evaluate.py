@@ -17,22 +17,10 @@ BATCH_SIZES = [1, 7, 100, 4096, None]
 TOLERANCE = {"float32": {"rtol": 1.3e-6, "atol": 1e-5}, "float64": {"rtol": 1e-12, "atol": 1e-12}}
 
 
-@pytest.fixture(scope="module")
-def layers(weights, test_set):
-    """``layers(dtype_name) -> {a1 .. y}`` on all test images, computed once per dtype."""
-    cache = {}
-
-    def compute(dtype):
-        if dtype not in cache:
-            cache[dtype] = nn_numpy.forward_layers(weights, nn_numpy.normalize(test_set[0], np.dtype(dtype).type))
-        return cache[dtype]
-    return compute
-
-
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fast_labels_are_the_references(dtype, batch_size, weights, test_set, layers):
-    reference = layers(dtype)["y"].argmax(-1)
+def test_fast_labels_are_the_references(dtype, batch_size, weights, test_set, numpy_layers):
+    reference = numpy_layers(dtype)["y"].argmax(-1)
     from_pixels = nn_numpy.predict_labels(weights, test_set[0], batch_size=batch_size, dtype=np.dtype(dtype).type)
     floats = nn_numpy.normalize(test_set[0], np.dtype(dtype).type)
     for name, ours in [("uint8", from_pixels), (dtype, nn_numpy.predict_labels(weights, floats, batch_size=batch_size))]:
@@ -42,15 +30,15 @@ def test_fast_labels_are_the_references(dtype, batch_size, weights, test_set, la
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_one_image_at_a_time_equals_batched(dtype, weights, test_set, layers):
+def test_one_image_at_a_time_equals_batched(dtype, weights, test_set, numpy_layers):
     """All 10,000 images, one ``predict`` call each."""
     single = np.stack([nn_numpy.predict(weights, nn_numpy.normalize(img, np.dtype(dtype).type)) for img in test_set[0]])
-    np.testing.assert_allclose(single, layers(dtype)["y"], **TOLERANCE[dtype])
+    np.testing.assert_allclose(single, numpy_layers(dtype)["y"], **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("layer", LAYER_OUTPUTS)
-def test_float32_within_the_bound_of_the_float64_reference(layer, layers):
-    np.testing.assert_allclose(layers("float32")[layer].astype(np.float64), layers("float64")[layer],
+def test_float32_within_the_bound_of_the_float64_reference(layer, numpy_layers):
+    np.testing.assert_allclose(numpy_layers("float32")[layer].astype(np.float64), numpy_layers("float64")[layer],
                                **TOLERANCE["float32"])
 
 
