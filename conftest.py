@@ -68,7 +68,7 @@ def pytest_configure(config):
         return
     folder, why_not = _fetch_data()
     if why_not:
-        config._nn_no_data = f"{why_not} into {folder}"
+        config._nn_no_data = f"{why_not} (data folder {folder})"
     else:
         os.environ["NN_DATA_DIR"] = str(folder)
 
@@ -77,13 +77,15 @@ def pytest_collection_modifyitems(config, items):
     """Without the data, the tests that need it are deselected: not run, and not counted as passed or skipped."""
     if config._nn_no_data is None:
         return
-    needs_data = [item for item in items if "data_dir" in getattr(item, "fixturenames", ())]
-    items[:] = [item for item in items if item not in needs_data]
-    config.hook.pytest_deselected(items=needs_data)
-    config._nn_not_run = len(needs_data)
+    needs_data = ["data_dir" in getattr(item, "fixturenames", ()) for item in items]
+    deselected = [item for item, needs in zip(items, needs_data) if needs]
+    items[:] = [item for item, needs in zip(items, needs_data) if not needs]
+    config.hook.pytest_deselected(items=deselected)
+    config._nn_not_run = len(deselected)
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    """The one line that says why tests were deselected and how to get the data."""
     if getattr(config, "_nn_not_run", 0):
         terminalreporter.write_line(
             f"{config._nn_not_run} tests not run (deselected): they need MNIST's test set and the book's weights, and "
