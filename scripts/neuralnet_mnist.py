@@ -3,8 +3,9 @@
 
     python scripts/neuralnet_mnist.py                # Accuracy:0.9352
 
-As the chapter shows it, with its fixes: the weights load without pickle running their code,
-MNIST's files are SHA-256 checked, the biases are added (b3 in the last layer), and sigmoid
+As the chapter shows it, with this project's fixes (README: What this fixes in the chapter notes):
+the weights load without pickle running their code, only MNIST's test files are read, SHA-256
+checked, every layer adds its bias (b3 in the last, where the reader's notes had b2), and sigmoid
 and softmax are nn_numpy's, which never overflow.
 """
 

@@ -16,6 +16,15 @@ def test_a_bad_option_is_one_line_and_exit_2(script, run_script, assert_one_line
     assert_one_line_error(run_script(script, "--batch"), "unrecognized arguments: --batch")
 
 
+@pytest.mark.parametrize("script", BOOK_SCRIPTS)
+def test_an_empty_dataset_is_one_line_and_exit_2(script, tmp_path, run_script, assert_one_line_error, data_dir):
+    images, labels = tmp_path / "images.idx", tmp_path / "labels.idx"
+    images.write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+    labels.write_bytes(bytes([0, 0, 8, 1]) + (0).to_bytes(4, "big"))
+    assert_one_line_error(run_script(script, "--images", images, "--labels", labels),
+                          f"{images} holds no images: nothing to evaluate")
+
+
 def test_predict_takes_one_image_or_a_batch(load_script, weights, test_set):
     book = load_script("neuralnet_mnist.py")
     x = test_set[0][:100] / 255
