@@ -80,7 +80,8 @@ def test_bad_input_exits_2_with_one_line(args, message, run_in_process):
 
 def test_a_missing_weights_file_exits_2_with_one_line(run_in_process, data_dir):
     code, out, err = run_in_process("parity_report.py", "--weights", "/nonexistent/w.pkl")
-    assert (code, out, err) == (2, "", "error: weights file not found: /nonexistent/w.pkl\n")
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("error: weights file not found: /nonexistent/w.pkl")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")
