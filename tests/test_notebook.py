@@ -31,7 +31,7 @@ def saved(runner):
 
 
 @pytest.fixture(scope="module")
-def executed(runner, saved):
+def executed(runner, saved, data_dir):
     """A fresh run of the saved notebook, plus one cell that says which Python and which packages ran it."""
     nb = copy.deepcopy(saved)
     nb.cells.append(nbformat.v4.new_code_cell("import sys, nn_numpy\nprint(sys.prefix)\nprint(nn_numpy.__file__)"))
