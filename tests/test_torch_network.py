@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import nn_numpy
 import nn_torch
 from nn_numpy.data.errors import InputShapeError, WeightsError
 from nn_torch import MnistNet
