@@ -211,7 +211,7 @@ def test_budget_spent_means_not_run(gpu_check, monkeypatch, tmp_path, capsys):
     assert os.listdir(tmp_path) == ["gpu.md"]
 
 
-def test_steps_run_in_order_within_the_budget(gpu_check, monkeypatch, tmp_path, capsys):
+def test_steps_run_in_order_within_the_budget(gpu_check, monkeypatch, tmp_path, capsys, data_dir):
     calls = []
 
     def fake(argv, limit, parse, env, command=None):
@@ -219,14 +219,14 @@ def test_steps_run_in_order_within_the_budget(gpu_check, monkeypatch, tmp_path, 
         return {"command": command, "rc": 0, "seconds": 0.0, "error": None, "data": None}
     monkeypatch.setattr(gpu_check, "run_step", fake)
     out = tmp_path / "gpu.md"
-    data_dir = os.path.abspath(os.environ["NN_DATA_DIR"])
+    data_dir = str(data_dir.resolve())
     monkeypatch.chdir(os.path.dirname(data_dir))  # a relative --data-dir, while the steps run in the clone's root
     gpu_check.main(["--device", "cpu", "--out", str(out), "--budget", "100", "--skip-large", "--data-dir",
                     os.path.basename(data_dir)])
     assert len(calls) == 7 and all(limit <= 90 and path == data_dir for limit, path in calls)
     text = out.read_text()
     assert "not run: --skip-large" in text and "--data-dir $DATA_DIR" in text
-    assert os.environ["NN_DATA_DIR"] not in text and "$TMP/bench_10000.json" in text
+    assert data_dir not in text and "$TMP/bench_10000.json" in text
 
 
 def oom_step_with_memory_for(gpu_check, images, monkeypatch, capsys):

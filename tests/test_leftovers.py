@@ -14,7 +14,6 @@ import pytest
 from mirror_server import MirrorServer, refused_url
 from nn_numpy.data.download import MNIST_FILES, READ_TIMEOUT_S, remove_stale_leftovers
 
-DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 EVALUATE = Path(__file__).parents[1] / "scripts" / "evaluate.py"
 TIMEOUT_S = 60  # NN_DOWNLOAD_TIMEOUT of every run here: the trickle outlasts the test, never the deadline
 STALE_S = TIMEOUT_S + 2 * READ_TIMEOUT_S
@@ -22,16 +21,16 @@ CACHE = "t10k-images-idx3-ubyte." + MNIST_FILES["t10k-images-idx3-ubyte.gz"][:16
 
 
 @pytest.fixture(scope="module")
-def server():
-    files = {path.name: path.read_bytes() for path in (DATA / "mnist").iterdir()}
+def server(data_dir):
+    files = {path.name: path.read_bytes() for path in (data_dir / "mnist").iterdir()}
     with MirrorServer(files, trickle_interval=0.5) as mirror:
         yield mirror
 
 
 @pytest.fixture
-def data_dir(tmp_path):
+def weights_only(tmp_path, data_dir):
     """A data dir holding the weights only: evaluate.py gets past them and downloads MNIST."""
-    (tmp_path / "sample_weight.pkl").write_bytes((DATA / "sample_weight.pkl").read_bytes())
+    (tmp_path / "sample_weight.pkl").write_bytes((data_dir / "sample_weight.pkl").read_bytes())
     return tmp_path
 
 
@@ -60,15 +59,15 @@ def listing(folder):
 
 @pytest.mark.parametrize("signum,code,line", [(signal.SIGTERM, 143, "terminated"),
                                               (signal.SIGINT, 130, "interrupted")])
-def test_sigterm_cleans_up_as_ctrl_c_does(data_dir, server, signum, code, line):
-    proc = evaluate(data_dir, server.url("trickle"))
-    partial_download(data_dir / "mnist", proc)
+def test_sigterm_cleans_up_as_ctrl_c_does(weights_only, server, signum, code, line):
+    proc = evaluate(weights_only, server.url("trickle"))
+    partial_download(weights_only / "mnist", proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     visible = [text.split("\r")[-1] for text in err.split("\n") if text.split("\r")[-1].strip()]
     assert visible[-1] == line and all(text.startswith("t10k-") for text in visible[:-1]), err  # bars, then it
-    assert listing(data_dir) == ["sample_weight.pkl"]  # mnist/ was this run's: gone with the partial file
+    assert listing(weights_only) == ["sample_weight.pkl"]  # mnist/ was this run's: gone with the partial file
 
 
 def killed_writer(path):
@@ -81,9 +80,9 @@ def killed_writer(path):
     proc.wait(timeout=30)
 
 
-def test_what_sigkill_leaves_is_removed_by_the_next_run_once_stale(data_dir, server):
-    folder = data_dir / "mnist"
-    proc = evaluate(data_dir, server.url("trickle"))
+def test_what_sigkill_leaves_is_removed_by_the_next_run_once_stale(weights_only, server):
+    folder = weights_only / "mnist"
+    proc = evaluate(weights_only, server.url("trickle"))
     pooch_partial = partial_download(folder, proc)
     proc.kill()
     proc.communicate(timeout=30)
@@ -108,7 +107,7 @@ def test_what_sigkill_leaves_is_removed_by_the_next_run_once_stale(data_dir, ser
     for path in (pooch_partial, old_style, empty, folder / "tmpnotours_", folder / "notes.1.abcdefgh.tmp"):
         os.utime(path, (past, past))
 
-    proc = evaluate(data_dir, server.url("good"))
+    proc = evaluate(weights_only, server.url("good"))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     names = [name for name in MNIST_FILES if name.startswith("t10k")]
@@ -127,10 +126,10 @@ def test_a_read_only_folder_is_left_alone(tmp_path):
     assert remove_stale_leftovers(tmp_path) == ["tmpabcdefgh"] and not leftover.exists()
 
 
-def test_fetching_the_weights_sweeps_the_data_dir(data_dir):
+def test_fetching_the_weights_sweeps_the_data_dir(weights_only):
     from nn_numpy.data.download import fetch_weights
 
     probe = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    killed_writer(data_dir / f"sample_weight.pkl.{int(probe.stdout)}.abcdefgh.tmp")
-    assert fetch_weights(data_dir) == data_dir / "sample_weight.pkl"
-    assert listing(data_dir) == ["sample_weight.pkl"]
+    killed_writer(weights_only / f"sample_weight.pkl.{int(probe.stdout)}.abcdefgh.tmp")
+    assert fetch_weights(weights_only) == weights_only / "sample_weight.pkl"
+    assert listing(weights_only) == ["sample_weight.pkl"]
