@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import DataCorruptedError, DataNotFoundError, NNError
 
 # SHA-256 of each file: data, not code. torchvision pins the same files by MD5, not SHA-256
-# (the two test files' MD5s match its). The sizes are in the README's 'The data directory'.
+# (the two test files' MD5s match its).
 MNIST_FILES = {
     "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
     "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
