@@ -248,11 +248,11 @@ def test_nn_download_timeout_sets_the_deadline_else_the_default(monkeypatch):
     assert download.download_timeout() == download.DEFAULT_TIMEOUT_S == 900
 
 
-def test_the_recorded_sizes_are_those_of_the_files(server):
+def test_the_recorded_sizes_are_those_of_the_files(server, data_dir):
     assert download.MNIST_SIZES.keys() == MNIST_FILES.keys()
     for name in (IMAGES, LABELS):
-        assert download.MNIST_SIZES[name] == (DATA / "mnist" / name).stat().st_size
-    assert download.WEIGHTS_SIZE == (DATA / "sample_weight.pkl").stat().st_size
+        assert download.MNIST_SIZES[name] == (data_dir / "mnist" / name).stat().st_size
+    assert download.WEIGHTS_SIZE == (data_dir / "sample_weight.pkl").stat().st_size
 
 
 @pytest.mark.parametrize("data_dir_exists", [True, False])
@@ -311,11 +311,11 @@ print(sha256_file(Path(sys.argv[1]) / "mnist" / "t10k-images-idx3-ubyte.gz"), la
 """
 
 
-def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, test_set):
+def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, test_set, data_dir):
     (tmp_path / "mnist").mkdir()
     # large, so that hashing it takes long enough for all of them to find it corrupt at once
-    (tmp_path / "mnist" / IMAGES).write_bytes((DATA / "mnist" / IMAGES).read_bytes() + bytes(32 << 20))
-    (tmp_path / "mnist" / LABELS).write_bytes((DATA / "mnist" / LABELS).read_bytes())
+    (tmp_path / "mnist" / IMAGES).write_bytes((data_dir / "mnist" / IMAGES).read_bytes() + bytes(32 << 20))
+    (tmp_path / "mnist" / LABELS).write_bytes((data_dir / "mnist" / LABELS).read_bytes())
     go = tmp_path / "go"
     env = {**os.environ, "NN_MNIST_MIRRORS": server.url("good"), "NN_DOWNLOAD_TIMEOUT": "60"}
     procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_FETCH, str(tmp_path), str(go)], env=env,

@@ -150,7 +150,7 @@ def test_report_cells_keep_their_pipes_escaped(gpu_check):
     assert all(line.count("|") - line.count(r"\|") == 4 for line in text.splitlines() if line.startswith("| SGD"))
 
 
-def test_real_outputs_of_the_steps_are_read(gpu_check, run_script, tmp_path):
+def test_real_outputs_of_the_steps_are_read(gpu_check, run_script, tmp_path, data_dir):
     """Each script's real output, as gpu_check runs it (on cpu here), through the step's parse."""
     proc = run_script("parity_report.py", "--device", "cpu", "--json", "--tf32")
     report = json.loads(proc.stdout)
@@ -198,7 +198,7 @@ def test_every_command_is_accepted_by_its_script(gpu_check, load_script, tmp_pat
     assert "torch_cuda,torch_cuda_with_copy" in flags["bench_large"] and "10000000" in flags["bench_large"]
 
 
-def test_budget_spent_means_not_run(gpu_check, monkeypatch, tmp_path, capsys):
+def test_budget_spent_means_not_run(gpu_check, monkeypatch, tmp_path, capsys, data_dir):
     """main's wiring with the steps faked: too small a budget runs nothing and the report says why."""
     ran = []
     monkeypatch.setattr(gpu_check, "run_step", lambda argv, *a, **k: ran.append(argv))
@@ -248,14 +248,14 @@ def oom_step_with_memory_for(gpu_check, images, monkeypatch, capsys):
     return report, verdict(gpu_check, results, "out-of-memory")
 
 
-def test_oom_step_finds_the_halving_line_and_compares_labels(gpu_check, monkeypatch, capsys):
+def test_oom_step_finds_the_halving_line_and_compares_labels(gpu_check, monkeypatch, capsys, data_dir):
     report, (met, said) = oom_step_with_memory_for(gpu_check, 3000, monkeypatch, capsys)
     assert report["halving_lines"] == ["cpu out of memory: halving the batch to 6000 images and going on"]
     assert report["mismatched"] == 0 and report["images"] == 12000 and report["memory_limit_bytes"] is None
     assert met is False and "ran on cpu, not cuda" in said
 
 
-def test_oom_step_that_halving_cannot_save_is_a_goal_missed(gpu_check, monkeypatch, capsys):
+def test_oom_step_that_halving_cannot_save_is_a_goal_missed(gpu_check, monkeypatch, capsys, data_dir):
     report, (met, said) = oom_step_with_memory_for(gpu_check, 0, monkeypatch, capsys)
     assert report["error"] == "cpu is out of memory even for a batch of one image" and report["mismatched"] is None
     assert met is False and "halving the batch to 6000 images" in said and "then cpu is out of memory" in said
