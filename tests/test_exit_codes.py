@@ -19,7 +19,6 @@ from hypothesis import given, strategies as st
 import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ["NN_DATA_DIR"])  # set by the root conftest.py
 LABELS = "t10k-labels-idx1-ubyte.gz"
 
 
@@ -162,11 +161,11 @@ def test_weights_linking_to_dev_zero_are_one_line(run_script, assert_one_line_er
 
 # --- item 1: "SHA-256 verified" only for verified bytes ---------------------------------------------------
 
-def test_a_forged_cache_is_not_used_and_the_run_is_right(run_script, tmp_path):
+def test_a_forged_cache_is_not_used_and_the_run_is_right(run_script, tmp_path, data_dir):
     (tmp_path / "mnist").mkdir()
-    shutil.copyfile(DATA / "sample_weight.pkl", tmp_path / "sample_weight.pkl")
+    shutil.copyfile(data_dir / "sample_weight.pkl", tmp_path / "sample_weight.pkl")
     for name in (LABELS, "t10k-images-idx3-ubyte.gz"):
-        shutil.copyfile(DATA / "mnist" / name, tmp_path / "mnist" / name)
+        shutil.copyfile(data_dir / "mnist" / name, tmp_path / "mnist" / name)
     proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     cache = next((tmp_path / "mnist").glob("t10k-labels-idx1-ubyte.*.npy"))
@@ -209,12 +208,12 @@ def test_a_bad_notebook_path_is_one_line(run_script, assert_one_line_error, tmp_
     assert_one_line_error(run_script("run_notebook.py", path, "--check", timeout=120), says.format(path=path))
 
 
-def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypatch, tmp_path):
+def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypatch, tmp_path, data_dir):
     """An OS error on the user's own data dir is wrapped where the file is opened (chmod 000 would not stop root)."""
     from nn_numpy.data import download
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
     monkeypatch.setattr(download, "open", denied, raising=False)
-    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", "--data-dir", DATA)
-    assert (code, out) == (2, "") and err == f"error: {DATA / 'sample_weight.pkl'}: cannot read it (Permission denied)\n"
+    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", "--data-dir", data_dir)
+    assert (code, out) == (2, "") and err == f"error: {data_dir / 'sample_weight.pkl'}: cannot read it (Permission denied)\n"
