@@ -73,7 +73,7 @@ def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monk
 @pytest.mark.parametrize("script, args", [("evaluate.py", ["--backend", "numpy"]),
                                           ("benchmark.py", ["--size", "100", "--repeats", "1", "--variants",
                                                             "project_numpy", "--json", "-"])])
-def test_a_closed_stdout_ends_quietly(script, args):
+def test_a_closed_stdout_ends_quietly(script, args, data_dir):
     """A real pipe whose reader left before the script wrote: no 'Broken pipe', no 'lost sys.stderr'."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / script), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
