@@ -63,14 +63,16 @@ def require_data(args):
     wanted = {WEIGHTS_NAME: lambda: fetch_weights(args.data_dir)} if args.weights is None else {}
     if args.images is None:
         wanted.update({f"mnist/{n}": lambda n=n: fetch_mnist_file(n, args.data_dir) for n in SPLITS["test"]})
+    folder = resolve_data_dir(args.data_dir)
     missing = []
     for name, fetch in wanted.items():
         try:
             fetch()
         except DataNotFoundError:
+            if (folder / name).exists():  # there but unreadable: its own error says why
+                raise
             missing.append(name)
     if missing:
-        folder = resolve_data_dir(args.data_dir)
         why = "cannot be downloaded into a read-only folder" if folder.is_dir() and not is_writable(folder) else \
             "could not be downloaded"
         raise DataNotFoundError(f"{folder} lacks {', '.join(missing)}, which {why}: run `python scripts/fetch_data.py "

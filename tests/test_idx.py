@@ -184,13 +184,13 @@ def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(content, wrappi
 
 # --- memory: one copy of the data, and nothing allocated for a header the file cannot back -----------
 
-def test_a_gzip_is_inflated_straight_into_the_array(images_raw):
+def test_a_gzip_is_inflated_straight_into_the_array(images_raw, images_gz):
     import tracemalloc
 
-    read_idx(IMAGES_GZ)  # imports and caches warmed up outside the measurement
+    read_idx(images_gz)  # imports and caches warmed up outside the measurement
     tracemalloc.start()
     try:
-        images = read_idx(IMAGES_GZ)
+        images = read_idx(images_gz)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
