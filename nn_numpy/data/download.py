@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from .errors import DataCorruptedError, DataNotFoundError, NNError
+from .files import new_file_mode
 
 # SHA-256 of each file: data, not code. torchvision pins the same files by MD5, not SHA-256
 # (the two test files' MD5s match its).
@@ -253,7 +254,7 @@ def _capped_download(size, timeout, bar):
         finally:  # before the outcome's line, as pooch's own downloader does
             bar.close()
         # pooch's temporary file is 0600; the file it becomes is shared like any other new file
-        os.chmod(output_file, 0o666 & ~_umask())
+        os.chmod(output_file, new_file_mode())
     return download
 
 
@@ -292,12 +293,6 @@ def _read_some(raw):
         return raw.read1(1 << 16, decode_content=True)
     except urllib3.exceptions.HTTPError as err:  # a body cut short, a read timing out
         raise _MirrorFailed(_one_line(err.args[0] if err.args else err)) from None
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # What a killed run leaves, by name: atomic writes' ``<name>.<pid>.<random>.tmp``, the older cache

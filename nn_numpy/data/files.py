@@ -95,10 +95,11 @@ def read_npy(file, check):
     return np.lib.format.read_array(file, allow_pickle=False)
 
 
-def _umask():
-    mask = os.umask(0o022)
+def new_file_mode():
+    """``0o666 & ~umask``: the mode ``open()`` would give a new file (mkstemp and pooch make 0600)."""
+    mask = os.umask(0o022)  # the only way to read the umask is to set it
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 @contextlib.contextmanager
@@ -135,7 +136,7 @@ def atomic_write(path, mode="wb", what=None):
             file.flush()
             os.fsync(file.fileno())
         # mkstemp makes 0600; a shared data dir needs the mode any other new file would get
-        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st else 0o666 & ~_umask())
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st else new_file_mode())
         os.replace(tmp, target)
     except BaseException as err:
         with contextlib.suppress(OSError):
