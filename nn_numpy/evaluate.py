@@ -49,11 +49,16 @@ def compute_dtype(dtype_name, image_dtype_name):
     return dtype_name
 
 
-def _dtype_name(dtype):
+def dtype_name(dtype):
+    """A dtype's name however it is spelt, so both sides take the same ones: ``np.float32``,
+    ``"float32"``, ``torch.float32`` -> ``"float32"``; ``float`` -> ``"float64"``."""
+    text = str(dtype)
+    if text.startswith("torch."):
+        return text.removeprefix("torch.")
     try:
         return np.dtype(dtype).name
     except TypeError:
-        return str(dtype)
+        return text
 
 
 def _as_float(x, dtype):
@@ -66,7 +71,7 @@ def _checked(network, images, batch_size, dtype):
     images = np.asarray(images)
     check_images(images.dtype.name, images.shape, np.shape(network["W1"])[0])
     check_batch_size(batch_size)
-    return images, np.dtype(compute_dtype(None if dtype is None else _dtype_name(dtype), images.dtype.name))
+    return images, np.dtype(compute_dtype(None if dtype is None else dtype_name(dtype), images.dtype.name))
 
 
 def predict_labels_loop(network, images, dtype=None):

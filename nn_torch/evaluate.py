@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 
-from nn_numpy.evaluate import check_batch_size, check_images, compute_dtype
+from nn_numpy.evaluate import check_batch_size, check_images, compute_dtype, dtype_name
 
 from .device import DeviceError, check_dtype, full_precision, resolve_device
 from .network import MnistNet
@@ -37,14 +37,10 @@ def _checked(model, images, batch_size, dtype):
     ``images`` is a NumPy array, or a tensor already on some device.
     """
     images = images if torch.is_tensor(images) else np.asarray(images)
-    name = _dtype_name(images.dtype)
+    name = dtype_name(images.dtype)
     check_images(name, images.shape, model.fc1.in_features)
     check_batch_size(batch_size)
-    return images, getattr(torch, compute_dtype(None if dtype is None else _dtype_name(dtype), name))
-
-
-def _dtype_name(dtype):
-    return str(dtype).removeprefix("torch.")
+    return images, getattr(torch, compute_dtype(None if dtype is None else dtype_name(dtype), name))
 
 
 # Images per chunk on CPU when no batch size is given: the chunk's float32 pixels (6 MB) and
@@ -85,7 +81,7 @@ def _evaluate(model, images, batch_size, device, dtype, probabilities):
     n = len(images)
     device = resolve_device(device)
     check_dtype(device, dtype)
-    out = (np.empty((n, model.fc3.out_features), dtype=_dtype_name(dtype)) if probabilities
+    out = (np.empty((n, model.fc3.out_features), dtype=dtype_name(dtype)) if probabilities
            else np.empty(n, dtype=np.int64))
     fused = _fused(model)
     batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)

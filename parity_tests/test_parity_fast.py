@@ -91,6 +91,15 @@ def test_both_sides_compute_in_the_dtype_the_rule_names(images_dtype, dtype, exp
     assert nn_torch.predict_proba(model, image, device=device, dtype=torch_dtype).dtype == expected
 
 
+@pytest.mark.parametrize("dtype", [np.float64, "float64", float, torch.float64])
+def test_both_sides_take_the_dtype_spelt_by_either_library(dtype):
+    weights, image = dtype_probe()
+    model = nn_torch.MnistNet.from_numpy(weights)
+    labels = [nn_numpy.predict_labels(weights, image.astype(np.float32), dtype=dtype),
+              nn_torch.predict_labels(model, image.astype(np.float32), device="cpu", dtype=dtype)]
+    assert [list(x) for x in labels] == [[1], [1]], f"dtype={dtype!r}: both sides must compute in float64"
+
+
 @pytest.mark.parametrize("kwargs", [
     {"images": np.zeros((2, 784), np.float16)},
     {"images": np.zeros((2, 784), np.int64)},
