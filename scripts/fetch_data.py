@@ -36,8 +36,8 @@ def main(argv=None):
     for name, fetch in fetches.items():
         try:
             path = fetch()
-        except DataNotFoundError:  # its mirrors said why on stderr; go on and name them all at the end
-            failed.append(name)
+        except DataNotFoundError as err:  # absent: its mirrors said why on stderr; there but unusable: say why
+            failed.append(f"{name} ({err})" if (resolve_data_dir(args.data_dir) / name).exists() else name)
             continue
         check = "SHA-256 verified" if path.name.endswith((".gz", ".pkl")) else "placed by hand: hash unknown"
         print(f"{path} ({path.stat().st_size:,} bytes, {check})")

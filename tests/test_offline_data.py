@@ -45,6 +45,15 @@ def test_fetch_data_offline_names_every_file_it_could_not_fetch(tmp_path, no_net
         f"{tmp_path}; see the README's 'The data directory' for where to get them by hand")
 
 
+def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_network, run_script):
+    (tmp_path / "sample_weight.pkl").mkdir()  # in the file's place, and no network to replace it
+    proc = run_script("fetch_data.py", "--data-dir", tmp_path)
+    error = proc.stderr.splitlines()[-1]
+    assert proc.returncode == 2 and error.startswith("error: could not fetch mnist/t10k-images-idx3-ubyte.gz, "
+                                                     "mnist/t10k-labels-idx1-ubyte.gz, sample_weight.pkl ("), error
+    assert "Is a directory" in error, error
+
+
 @pytest.mark.parametrize("script", ["evaluate.py", "neuralnet_mnist.py"])
 def test_missing_data_names_every_file_the_command_needs_at_once(script, tmp_path, no_network, run_script):
     proc = run_script(script, "--data-dir", tmp_path)
