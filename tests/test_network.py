@@ -150,3 +150,7 @@ def test_accuracy_needs_matching_lengths():
 def test_accuracy_refuses_other_than_one_dimension_in_one_line(predictions, labels, shapes):
     with pytest.raises(InputShapeError, match=f"^expected predictions and labels of shape \\(N,\\), got {shapes}$"):
         accuracy(predictions, labels)
+
+
+def test_accuracy_of_no_predictions_is_nan_not_zero():
+    assert np.isnan(accuracy(np.array([], dtype=np.int64), np.array([], dtype=np.int64)))
