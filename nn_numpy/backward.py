@@ -1,24 +1,14 @@
-"""Backpropagation through the MNIST network, by hand, as the book's chapter 5 does it.
+"""Backpropagation through the MNIST network by hand, as the book's chapter 5 does it.
 
-The forward pass is ``nn_numpy.network.forward_layers``; this module adds the loss and
-walks the same layers backwards::
-
-    a1 = x @ W1 + b1    z1 = sigmoid(a1)    a2 = z1 @ W2 + b2    z2 = sigmoid(a2)
-    a3 = z2 @ W3 + b3   loss = mean over the batch of -log softmax(a3)[t]
-
-Loss: cross-entropy computed from the logits with log-softmax,
-``logsumexp(a3) - a3[t]``, the quantity ``torch.nn.functional.cross_entropy``
-computes. The book's ``-log(y + 1e-7)`` would bend the gradient away from the
-exact ``(y - t) / N`` by a relative ``1e-7 / y``, which a float64 gradient check
-sees; log-softmax is finite for any finite logits and has no such bias.
-
-Every function keeps the input's float dtype: float32 in, float32 gradients out.
+The loss is cross-entropy from the logits, ``logsumexp(a3) - a3[t]``, as ``F.cross_entropy``
+computes it: the book's ``-log(y + 1e-7)`` would bend the gradient away from ``(y - t) / N``.
+Every function keeps the input's float dtype.
 """
 
 import numpy as np
 
-from .data.errors import InputShapeError
-from .network import LAYER_NAMES, check_input, forward_layers
+from .errors import InputShapeError
+from .network import LAYER_NAMES, check_input, check_network, forward_layers
 
 
 def affine_backward(dout, x, W):
@@ -37,20 +27,23 @@ def sigmoid_backward(dout, z):
     return dout * z * (1 - z)
 
 
-def one_hot(t, n_classes, dtype):
-    """Labels ``(N,)`` int -> ``(N, n_classes)`` of 0 and 1; a ``(N, n_classes)`` target is returned as is.
-
-    A 2-D target is taken as given, so the soft targets the book's one-hot code
-    allows work too; each row should sum to 1 for the gradient below to hold.
-    """
+def check_targets(t, n_classes, n=None):
+    """``t`` as an array if it is ``(n,)`` integer labels in ``[0, n_classes)`` or ``(n, n_classes)`` floats."""
     t = np.asarray(t)
-    if t.ndim == 2 and t.shape[1] == n_classes:
-        return t.astype(dtype)
-    if t.ndim != 1 or not np.issubdtype(t.dtype, np.integer):
-        raise InputShapeError(f"expected labels (N,) int or one-hot (N, {n_classes}), got {t.shape} {t.dtype}")
-    if t.size and (t.min() < 0 or t.max() >= n_classes):
-        raise InputShapeError(f"labels must lie in [0, {n_classes}), got values {t.min()}..{t.max()}")
-    return np.eye(n_classes, dtype=dtype)[t]
+    if not (t.ndim == 2 and t.shape[1] == n_classes and t.dtype.kind == "f"):
+        if t.ndim != 1 or t.dtype.kind not in "iu":
+            raise InputShapeError(f"expected labels (N,) int or one-hot (N, {n_classes}) float, got {t.shape} {t.dtype}")
+        if t.size and (t.min() < 0 or t.max() >= n_classes):
+            raise InputShapeError(f"labels must lie in [0, {n_classes}), got values {t.min()}..{t.max()}")
+    if n is not None and len(t) != n:
+        raise InputShapeError(f"{n} images for {len(t)} labels")
+    return t
+
+
+def one_hot(t, n_classes, dtype):
+    """Labels ``(N,)`` -> ``(N, n_classes)`` of 0 and 1; a ``(N, n_classes)`` target is returned as is."""
+    t = check_targets(t, n_classes)
+    return t.astype(dtype) if t.ndim == 2 else np.eye(n_classes, dtype=dtype)[t]
 
 
 def softmax_with_loss(a3, t):
@@ -71,25 +64,21 @@ def softmax_with_loss(a3, t):
 def loss_and_gradients(network, x, t):
     """Loss and its gradient for every weight: ``x (N, 784) float, t (N,) int or (N, 10) -> (loss, grads)``.
 
-    ``loss`` is a Python float; ``grads`` maps ``W1 (784, 50), b1 (50,), W2 (50, 100),
-    b2 (100,), W3 (100, 10), b3 (10,)`` to arrays of those shapes in ``x.dtype``
-    (the weights are cast to it, so float64 input gives a float64 check).
+    ``loss`` is a Python float; ``grads`` maps each key to an array of its weight's shape, in ``x.dtype``.
     """
+    check_network(network)
     x = check_input(x, np.shape(network["W1"])[0])
     if x.ndim != 2 or x.shape[0] == 0:
         raise InputShapeError(f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {x.shape}")
     W1, W2, W3 = (np.asarray(network[k], dtype=x.dtype) for k in ("W1", "W2", "W3"))
-    n_classes = W3.shape[1]
-    t = one_hot(t, n_classes, x.dtype)
-    if t.shape[0] != x.shape[0]:
-        raise InputShapeError(f"{x.shape[0]} images for {t.shape[0]} labels")
+    t = one_hot(check_targets(t, W3.shape[1], len(x)), W3.shape[1], x.dtype)
     f = forward_layers(network, x)
     loss, _, da3 = softmax_with_loss(f["a3"], t)
     dz2, dW3, db3 = affine_backward(da3, f["z2"], W3)
     da2 = sigmoid_backward(dz2, f["z2"])
     dz1, dW2, db2 = affine_backward(da2, f["z1"], W2)
     da1 = sigmoid_backward(dz1, f["z1"])
-    _, dW1, db1 = affine_backward(da1, x, W1)  # dx is not needed: the input is not learned
+    _, dW1, db1 = affine_backward(da1, x, W1)  # no dx: the input is not learned
     return float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}
 
 

@@ -7,22 +7,61 @@ for MNIST ``W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (1
 import numpy as np
 
 from .activations import sigmoid, softmax
-from .data.errors import InputShapeError
+from .errors import InputShapeError, WeightsError
 
 LAYER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 MNIST_SHAPES = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
-FLOAT_DTYPES = (np.float32, np.float64)
-LAYER_OUTPUTS = ("a1", "z1", "a2", "z2", "a3", "y")  # forward_layers' intermediates, input to output
-BOOK_ACCURACY = 0.9352  # the book's sample_weight.pkl on MNIST's 10,000 test images
+LAYER_OUTPUTS = ("a1", "z1", "a2", "z2", "a3", "y")
+BOOK_ACCURACY = 0.9352
+
+
+def check_keys(keys, source="weights"):
+    """Refuse a key set other than LAYER_NAMES in one line (at most 5 unexpected keys quoted)."""
+    missing = [k for k in LAYER_NAMES if k not in keys]
+    extra = [k for k in keys if k not in LAYER_NAMES]
+    if missing or extra:
+        shown = ", ".join(repr(k)[:40] for k in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
+                           f"unexpected: {shown or 'none'}")
+
+
+def check_network(network, source="weights"):
+    """Refuse weights that are not six real float arrays chained ``(n, h1) (h1,) (h1, h2) (h2,) (h2, k) (k,)``."""
+    if not isinstance(network, dict):
+        raise WeightsError(f"{source}: expected a dict of arrays, found {type(network).__name__}")
+    check_keys(network, source)
+    width = None  # the previous layer's output size
+    for k in LAYER_NAMES:
+        a = np.asarray(network[k])
+        if a.dtype.kind != "f":
+            raise WeightsError(f"{source}: {k}: expected a float dtype, found {a.dtype}")
+        if k[0] == "W":
+            ok, expected = a.ndim == 2 and a.shape[0] == (width or a.shape[0]), f"({width or 'N'}, N)"
+        else:
+            ok, expected = a.shape == (width,), f"({width},)"
+        if not ok:
+            raise WeightsError(f"{source}: {k}: expected shape {expected}, found {a.shape}")
+        width = a.shape[-1]
+
+
+def check_input(x, n_features):
+    """``x`` as an array if it is ``(n_features,)`` or ``(N, n_features)`` float32/float64; else InputShapeError.
+
+    uint8 pixels are refused, not normalised: on a network trained on [0, 1] they give confident nonsense.
+    """
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        hint = " (uint8 pixels: divide by 255 with nn_numpy.normalize first)" if x.dtype == np.uint8 else ""
+        raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
+    if x.ndim not in (1, 2) or x.shape[-1] != n_features:
+        raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {x.shape}")
+    return x
 
 
 def forward_layers(network, x, output=softmax):
-    """Every intermediate of one forward pass: ``{a1, z1, a2, z2, a3, y}``.
-
-    ``x`` is ``(D,)`` or ``(N, D)``; ``a``/``z`` are ``(.., 50)``, ``(.., 100)``,
-    ``a3`` the logits and ``y = output(a3)``. Computed in ``x.dtype``: the weights
-    are cast to it, so float64 input gives a float64 reference.
-    """
+    """``{a1, z1, a2, z2, a3, y}`` of one forward pass, computed in ``x``'s dtype; ``y = output(a3)``."""
+    check_network(network)
+    x = check_input(x, np.shape(network["W1"])[0])
     W1, b1, W2, b2, W3, b3 = (np.asarray(network[k], dtype=x.dtype) for k in LAYER_NAMES)
     a1 = np.dot(x, W1) + b1
     z1 = sigmoid(a1)
@@ -32,23 +71,6 @@ def forward_layers(network, x, output=softmax):
     return {"a1": a1, "z1": z1, "a2": a2, "z2": z2, "a3": a3, "y": output(a3)}
 
 
-def check_input(x, n_features):
-    """Return ``x`` as an array if it is ``(n_features,)`` or ``(N, n_features)`` float32/64.
-
-    Integer images are refused rather than silently normalised: uint8 pixels fed to
-    a network trained on [0, 1] give confident nonsense, and an int array of 0s and
-    1s would be ambiguous. ``nn_numpy.normalize`` does the conversion.
-    """
-    x = np.asarray(x)
-    if x.dtype not in FLOAT_DTYPES:
-        hint = " (uint8 pixels: divide by 255 with nn_numpy.normalize first)" if x.dtype == np.uint8 else ""
-        raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
-    if x.ndim not in (1, 2) or x.shape[-1] != n_features:
-        raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {x.shape}")
-    return x
-
-
 def predict(network, x):
     """MNIST probabilities: ``(784,) or (N, 784) float -> (10,) or (N, 10)`` in the input's dtype."""
-    x = check_input(x, np.shape(network["W1"])[0])
     return forward_layers(network, x)["y"]

@@ -7,7 +7,6 @@ from .network import forward_layers
 
 
 def init_network():
-    """The chapter's hand-set weights, in the same key layout as the MNIST network."""
     return {
         "W1": np.array([[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]]),
         "b1": np.array([0.1, 0.2, 0.3]),
@@ -20,5 +19,4 @@ def init_network():
 
 def forward(network, x):
     """``(2,) or (N, 2) -> (2,) or (N, 2)``; for x = [1.0, 0.5], [0.31682708, 0.69627909]."""
-    x = np.asarray(x, dtype=np.float64)
-    return forward_layers(network, x, output=identity_function)["y"]
+    return forward_layers(network, np.asarray(x, dtype=np.float64), output=identity_function)["y"]

@@ -4,5 +4,5 @@ from .activations import identity_function, relu, sigmoid, softmax, step_functio
 from .device import DeviceError, full_precision, matmul_precision, resolve_device
 from .evaluate import normalize, predict_labels, predict_proba
 from .network import MnistNet
-from .parity import assert_parity, compare
+from .parity import affine_tolerance, assert_parity, compare
 from .toy_network import forward, init_network

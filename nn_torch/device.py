@@ -4,7 +4,8 @@ import contextlib
 
 import torch
 
-from nn_numpy.data.errors import NNError
+from nn_numpy.errors import NNError
+from nn_numpy.evaluate import float_dtype
 
 
 class DeviceError(NNError, RuntimeError):
@@ -58,7 +59,7 @@ def resolve_device(spec="auto"):
 
 def check_dtype(device, dtype):
     """Refuse, in one line, a dtype the device cannot hold: MPS has no float64."""
-    if device.type == "mps" and dtype == torch.float64:
+    if device.type == "mps" and float_dtype(dtype) == "float64":
         raise DeviceError("mps has no float64: use --dtype float32, or --device cpu for float64")
 
 
@@ -93,6 +94,15 @@ def full_precision():
             torch.backends.cudnn.allow_tf32 = saved_cudnn
         for holder, value in zip(holders, saved_new):
             holder.fp32_precision = value
+
+
+@contextlib.contextmanager
+def tf32_allowed():
+    """float32 matmuls may run in TF32 inside the block (on CUDA); every setting is put back afterwards."""
+    with full_precision():  # for its restore
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cuda.matmul.allow_tf32 = True
+        yield
 
 
 def matmul_precision():

@@ -15,19 +15,24 @@ import sys
 import numpy as np
 import torch
 
-from nn_numpy.evaluate import check_batch_size, check_images, compute_dtype, dtype_name
+from nn_numpy.errors import InputShapeError
+from nn_numpy.evaluate import check_batch_size, check_images, compute_dtype, dtype_name, float_dtype
 
 from .device import DeviceError, check_dtype, full_precision, resolve_device
 from .network import MnistNet
 
 
 def normalize(pixels, dtype=torch.float32):
-    """uint8 pixels ``(..., 784)`` -> ``dtype`` in [0, 1] on their device, bit for bit :func:`nn_numpy.normalize`.
+    """uint8 pixels (a tensor, or an array) -> ``dtype`` in [0, 1] on their device, bit for bit
+    :func:`nn_numpy.normalize`, with its refusals.
 
-    The divisor is a tensor on the same device, not the Python number 255: CUDA turns
-    division by a CPU scalar into multiplication by its reciprocal, which misses the
-    correctly rounded quotient in the last bit for some pixel values.
+    The divisor is a tensor on the same device: CUDA turns division by the Python number 255 into
+    multiplication by its reciprocal, which misses the correctly rounded quotient for some pixels.
     """
+    dtype = getattr(torch, float_dtype(dtype))
+    pixels = pixels if torch.is_tensor(pixels) else torch.from_numpy(np.require(pixels, requirements="W"))
+    if pixels.dtype != torch.uint8:
+        raise InputShapeError(f"expected uint8 pixels, got {dtype_name(pixels.dtype)}")
     return pixels.to(dtype) / torch.full((), 255, dtype=dtype, device=pixels.device)
 
 
@@ -40,7 +45,7 @@ def _checked(model, images, batch_size, dtype):
     name = dtype_name(images.dtype)
     check_images(name, images.shape, model.fc1.in_features)
     check_batch_size(batch_size)
-    return images, getattr(torch, compute_dtype(None if dtype is None else dtype_name(dtype), name))
+    return images, getattr(torch, compute_dtype(dtype, name))
 
 
 # Images per chunk on CPU when no batch size is given: the chunk's float32 pixels (6 MB) and

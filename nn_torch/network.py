@@ -4,8 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nn_numpy.data.errors import InputShapeError
-from nn_numpy.data.weights import load_weights, validate_weights
+from nn_numpy.errors import InputShapeError
+from nn_numpy.evaluate import dtype_name, float_dtype
 
 from .activations import sigmoid, softmax
 
@@ -13,21 +13,20 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def check_input(x, n_features, dtype):
-    """Return ``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``.
+    """``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``.
 
-    As in :func:`nn_numpy.network.check_input`, uint8 images are refused rather than
-    silently normalised; ``nn_torch.normalize`` does the conversion.
+    The words of :func:`nn_numpy.network.check_input`: uint8 pixels are refused, not normalised.
     """
     if not torch.is_tensor(x):
         raise InputShapeError(f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)")
     if x.dtype not in FLOAT_DTYPES:
         hint = " (uint8 pixels: divide by 255 with nn_torch.normalize first)" if x.dtype == torch.uint8 else ""
-        raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
+        raise InputShapeError(f"expected float32 or float64 input, got {dtype_name(x.dtype)}{hint}")
     if x.ndim not in (1, 2) or x.shape[-1] != n_features:
         raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}")
     if x.dtype != dtype:
         # NumPy casts the weights to the input; a Module keeps one dtype, so say which to convert
-        raise InputShapeError(f"input is {x.dtype} but the weights are {dtype}: "
+        raise InputShapeError(f"input is {dtype_name(x.dtype)} but the weights are {dtype_name(dtype)}: "
                               f"use x.to({dtype}) or model.to({x.dtype})")
     return x
 
@@ -76,11 +75,12 @@ class MnistNet(nn.Module):
     def from_numpy(cls, weights, dtype=torch.float32):
         """From the book's dict ``{W1 (784, 50), b1 (50,), ...}``: ``weight = W.T, bias = b``.
 
-        The dict goes through :func:`nn_numpy.data.weights.validate_weights` first, so a wrong key,
-        shape or value is the same one-line error as on the NumPy side.
+        ``dtype`` is float32 or float64 in any spelling. The dict is checked by NumPy's loader, so a wrong
+        key, shape or value is the same one-line error as on the NumPy side.
         """
-        if dtype not in FLOAT_DTYPES:
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        from nn_numpy.data.weights import validate_weights
+
+        dtype = getattr(torch, float_dtype(dtype))
         weights = validate_weights(weights)
         model = cls().to(dtype)
         with torch.no_grad():
@@ -91,6 +91,8 @@ class MnistNet(nn.Module):
     @classmethod
     def from_file(cls, path=None, data_dir=None, dtype=torch.float32):
         """From a weights file through NumPy's safe loader (default: the book's ``sample_weight.pkl``)."""
+        from nn_numpy.data.weights import load_weights
+
         return cls.from_numpy(load_weights(path, data_dir=data_dir), dtype)
 
     def to_numpy(self):

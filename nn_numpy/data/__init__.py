@@ -1,10 +1,8 @@
-"""Everything behind the chapter: files in, arrays out.
+"""Everything behind the chapter: files in, arrays out. It may import the chapter; the chapter never imports it.
 
-- :mod:`~nn_numpy.data.mnist`: ``load_mnist``, ``load_mnist_test``, ``normalize``, any IDX dataset;
-- :mod:`~nn_numpy.data.weights`: the book's weights, loaded without running pickle code; ``.npz``;
-- :mod:`~nn_numpy.data.download`: the data directory and SHA-256-checked downloads;
+- :mod:`~nn_numpy.data.fetch`: the data directory, and SHA-256-verified reads and downloads;
+- :mod:`~nn_numpy.data.mnist`: ``load_mnist``, ``load_mnist_test``, any IDX dataset of MNIST's layout;
+- :mod:`~nn_numpy.data.weights`: the book's weights without running pickle code, and ``.npz``;
 - :mod:`~nn_numpy.data.idx`: the IDX file format;
-- :mod:`~nn_numpy.data.errors`: the one-line errors every module raises.
-
-Nothing here imports the chapter's evaluation code or torch.
+- :mod:`~nn_numpy.data.files`: regular files in, atomic files out.
 """

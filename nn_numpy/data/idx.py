@@ -1,63 +1,62 @@
 """IDX files, MNIST's format: ``00 00 <type> <ndim>``, ndim big-endian uint32 sizes, then the array.
 
-:func:`read_idx` reads raw or gzipped files and checks everything the header promises.
-Whatever the bytes, the only errors it raises are :class:`DataCorruptedError` (bad
-content) and :class:`DataNotFoundError` (no such file, or one that cannot be read: a
-directory, no permission), each naming the file.
+:func:`read_idx` reads raw or gzipped bytes and checks everything the header promises. Whatever the
+bytes, it raises only :class:`DataCorruptedError` (bad content) or :class:`DataNotFoundError` (no
+such file, or one that cannot be read), each naming the file.
 """
 
+import io
 import math
 import os
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from .errors import DataCorruptedError, DataNotFoundError
+from ..errors import DataCorruptedError, DataNotFoundError
 from .files import open_regular
 
-# The IDX type codes; the payload is big-endian.
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_HEADER = 4 + 4 * 255  # ndim is one byte
 _MAX_RATIO = 1032  # deflate's largest expansion
-_CHUNK = 1 << 18  # bytes read or inflated at a time
+_CHUNK = 1 << 18
 
 
-def read_idx(path):
-    """IDX file (raw, or gzip detected by its magic bytes) -> array of the header's shape and type.
+def read_idx(source, name=None):
+    """IDX bytes, or the file at the path ``source``, raw or gzip (told by its magic) -> array.
 
-    ``t10k-images-idx3-ubyte.gz`` -> ``(10000, 28, 28) uint8``. The array is a fresh,
-    writable, native-endian copy. The file is read (and inflated) in chunks straight into
-    that array, so the peak memory is about one copy of the data; a header declaring more
-    than the file could hold is refused before anything is allocated.
+    ``t10k-images-idx3-ubyte.gz`` gives ``(10000, 28, 28) uint8``, a fresh native-endian array,
+    filled chunk by chunk: the peak memory is about one copy of the data. ``name`` names bytes in errors.
     """
-    path = Path(path)
-    try:
-        file = open_regular(path)
-    except FileNotFoundError:
-        raise DataNotFoundError(f"{path}: no such file") from None
-    except OSError as err:  # a directory, a FIFO, no permission: as nn_numpy.data.weights reads its files
-        raise DataNotFoundError(f"{path}: cannot read it ({err.strerror or err})") from err
-    with file:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        file, name, size = io.BytesIO(source), name or "IDX data", len(source)
+    else:
+        name = source
+        try:
+            file = open_regular(source)
+        except FileNotFoundError:
+            raise DataNotFoundError(f"{source}: no such file") from None
+        except OSError as err:
+            raise DataNotFoundError(f"{source}: cannot read it ({err.strerror or err})") from None
         size = os.fstat(file.fileno()).st_size
+    with file:
         gzipped = file.read(2) == GZIP_MAGIC
         file.seek(0)
-        stream = _Gunzip(file, path) if gzipped else file
         try:
-            return _read(stream, path, "gzip content" if gzipped else "file",
-                         _MAX_RATIO * size if gzipped else size)
+            if gzipped:
+                return _read(_Gunzip(file, name), name, "gzip content", _MAX_RATIO * size)
+            return _read(file, name, "file", size)
         except zlib.error as err:
-            raise DataCorruptedError(f"{path}: damaged gzip data ({err})") from None
+            raise DataCorruptedError(f"{name}: damaged gzip data ({err})") from None
 
 
 def _read(stream, path, where, most):
-    """The array from ``stream.read(n)``, which holds at most ``most`` bytes of header and payload."""
+    """The array from ``stream``, which holds at most ``most`` bytes of header and payload."""
     head = stream.read(_MAX_HEADER)
     dims, dtype, start = _header(head, path, where)
-    expected = _nbytes(dims, dtype)
-    if expected > most - start:  # checked before allocating: a forged header costs nothing
+    expected = math.prod(dims) * dtype.itemsize
+    if expected > most - start:  # before allocating: a forged header costs nothing
         if where == "file":
             raise _size_error(path, dims, dtype, most - start, "only")
         raise _size_error(path, dims, dtype, f"{most - start} (a gzip of {most // _MAX_RATIO} bytes: "
@@ -75,35 +74,37 @@ def _read(stream, path, where, most):
         filled += len(chunk)
     if excess or stream.read(1):
         raise _size_error(path, dims, dtype, None, "more")
-    if isinstance(stream, _Gunzip):
-        stream.check_end()
-    if not dtype.isnative:  # IDX is big-endian
+    if not dtype.isnative:
         array.byteswap(inplace=True)
     return array
 
 
 class _Gunzip:
-    """``read(n)`` of a gzip file's content, up to ``n`` bytes, inflated a chunk at a time."""
+    """``read(n)`` of a gzip file's content, every member in turn as gunzip reads them."""
 
     def __init__(self, file, path):
         self.file, self.path = file, path
-        self.unzip = zlib.decompressobj(wbits=31)  # gzip wrapper: zlib also checks the CRC and length trailer
+        self.unzip = zlib.decompressobj(wbits=31)  # checks each member's CRC and length trailer
 
     def read(self, n):
         parts, got = [], 0
-        while got < n and not self.unzip.eof:
-            data = self.unzip.unconsumed_tail or self.file.read(_CHUNK)
+        while got < n:
+            if self.unzip.eof:
+                rest = self.unzip.unused_data or self.file.read(_CHUNK)
+                if not rest:
+                    break
+                if not rest.startswith(GZIP_MAGIC[:len(rest)]):
+                    raise DataCorruptedError(f"{self.path}: unexpected bytes after the end of the gzip stream")
+                self.unzip = zlib.decompressobj(wbits=31)  # another member follows
+                data = rest
+            else:
+                data = self.unzip.unconsumed_tail or self.file.read(_CHUNK)
             part = self.unzip.decompress(data, n - got)
-            if not data and not part and not self.unzip.eof:  # no input left, no output pending, stream not over
+            if not data and not part and not self.unzip.eof:
                 raise DataCorruptedError(f"{self.path}: truncated gzip (the compressed stream ends early)")
             parts.append(part)
             got += len(part)
         return b"".join(parts)
-
-    def check_end(self):
-        """Raise unless the gzip stream ended (trailer checked) and nothing follows it."""
-        if self.unzip.unused_data or self.file.read(1):
-            raise DataCorruptedError(f"{self.path}: unexpected bytes after the end of the gzip stream")
 
 
 def _header(content, path, where):
@@ -123,11 +124,7 @@ def _header(content, path, where):
     return dims, IDX_DTYPES[content[2]], start
 
 
-def _nbytes(dims, dtype):
-    return math.prod(dims) * dtype.itemsize
-
-
 def _size_error(path, dims, dtype, found, how):
     holds = f"{how} {found}" if found is not None else how
     return DataCorruptedError(f"{path}: dimensions {'x'.join(map(str, dims))} of {dtype.name} "
-                              f"need {_nbytes(dims, dtype)} bytes, but the file holds {holds}")
+                              f"need {math.prod(dims) * dtype.itemsize} bytes, but the file holds {holds}")

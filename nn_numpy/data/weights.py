@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataNotFoundError, UnsafePickleError, WeightsError
+from ..errors import DataNotFoundError, UnsafePickleError, WeightsError
+from ..network import LAYER_NAMES, MNIST_SHAPES, check_keys
 from .files import atomic_write, read_npy, read_regular
-from ..network import LAYER_NAMES, MNIST_SHAPES
 
 # np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -32,6 +32,8 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # Integers and complex load so that validate_weights can name the wrong dtype.
 _NUMERIC_SPECS = {"b1", *(kind + size for kind in "iu" for size in "1248"), "f2", "f4", "f8", "c8", "c16"}
 
+# More than any weights file of these shapes can be, even float64 in pickle protocol 0.
+MAX_BYTES = 16 << 20
 # The largest integer a weights pickle needs: array sizes and dimensions fit in NumPy's intp.
 # Anything larger is refused before any arithmetic: a product of thousands of 14,000-bit
 # "dimensions" takes minutes. NumPy 2 allows at most 64 dimensions (1.x: 32).
@@ -225,14 +227,6 @@ def _first_line(err):
     return (str(err).splitlines() or [""])[0][:200]
 
 
-def _check_keys(keys, source):
-    missing = [key for key in LAYER_NAMES if key not in keys]
-    extra = [_repr.repr(key) for key in keys if key not in LAYER_NAMES]
-    if missing or extra:
-        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
-                           f"unexpected: {', '.join(extra) or 'none'}")
-
-
 def validate_weights(weights, source="weights"):
     """The MNIST network's ``{W1..b3}`` -> a new dict of C-contiguous float32 arrays, in LAYER_NAMES order.
 
@@ -241,7 +235,7 @@ def validate_weights(weights, source="weights"):
     """
     if not isinstance(weights, dict):
         raise WeightsError(f"{source}: expected a dict of arrays, found {_name(weights)}")
-    _check_keys(weights, source)
+    check_keys(weights, source)
     checked, converted = {}, []
     for key in LAYER_NAMES:
         value, shape = weights[key], MNIST_SHAPES[key]
@@ -250,7 +244,7 @@ def validate_weights(weights, source="weights"):
         if value.shape != shape:
             raise WeightsError(f"{source}: {key}: expected shape {shape}, found {value.shape}")
         if value.dtype.kind != "f":
-            raise WeightsError(f"{source}: {key}: expected dtype float32 (float64 is converted), found {value.dtype}")
+            raise WeightsError(f"{source}: {key}: expected a float dtype, found {value.dtype}")
         if value.dtype.type is not np.float32:
             converted.append(f"{key} {value.dtype}")
         with np.errstate(over="ignore"):  # a float64 beyond float32's range is reported just below
@@ -267,12 +261,12 @@ def validate_weights(weights, source="weights"):
 
 
 def _read_bytes(path):
-    if not path.exists():
-        raise DataNotFoundError(f"weights file not found: {path} (pass an existing .pkl or .npz, "
-                                "or leave --weights out for the book's sample_weight.pkl)")
     try:
-        return read_regular(path)
-    except OSError as err:  # a directory, a FIFO, /dev/zero, no permission
+        return read_regular(path, MAX_BYTES, "weights file", WeightsError)
+    except FileNotFoundError:
+        raise DataNotFoundError(f"weights file not found: {path} (pass an existing .pkl or .npz, "
+                                "or leave --weights out for the book's sample_weight.pkl)") from None
+    except OSError as err:  # a folder, a FIFO, /dev/zero, no permission
         raise WeightsError(f"{path}: cannot read it ({err.strerror})") from err
 
 
@@ -290,8 +284,12 @@ def _npz_arrays(data, source):
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # as np.load names them
-            _check_keys(members, source)
+            names = archive.namelist()
+            members = {name.removesuffix(".npy"): name for name in names}  # as np.load names them
+            if len(members) < len(names):  # W1.npy twice, or W1 and W1.npy: np.load would keep the last
+                twice = sorted({k for k in members if sum(n.removesuffix(".npy") == k for n in names) > 1})
+                raise WeightsError(f"{source}: {', '.join(map(repr, twice[:5]))} stored more than once")
+            check_keys(members, source)
             arrays = {}
             for key, name in members.items():
                 with archive.open(name) as file:
@@ -304,19 +302,21 @@ def _npz_arrays(data, source):
                            f"({type(err).__name__}: {_first_line(err)})") from err
 
 
-def load_weights(path=None, data_dir=None):
+def load_weights(source=None, data_dir=None):
     """Validated ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` float32.
 
-    ``path`` None means the book's verified ``sample_weight.pkl`` from ``data_dir`` (downloaded if absent).
-    A zip file loads as ``.npz`` without pickle; anything else goes through :class:`RestrictedUnpickler`.
+    ``source`` is a path, the file's bytes, or None for the book's verified ``sample_weight.pkl`` from
+    ``data_dir`` (downloaded if absent). A zip loads as ``.npz``; anything else as a restricted pickle.
     """
-    if path is None:
-        from .download import fetch_weights  # the download machinery only when it is needed
-        path = fetch_weights(data_dir)
-    path = Path(path)
-    data = _read_bytes(path)
-    weights = _npz_arrays(data, path) if data.startswith(_ZIP_MAGIC) else safe_load_pickle(data, source=path)
-    return validate_weights(weights, source=path)
+    if source is None:
+        from .fetch import WEIGHTS, fetch, resolve_data_dir  # the download machinery only when it is needed
+        data, source = fetch(WEIGHTS, data_dir), resolve_data_dir(data_dir) / WEIGHTS
+    elif isinstance(source, (bytes, bytearray)):
+        data, source = bytes(source), "weights"
+    else:
+        data = _read_bytes(Path(source))
+    weights = _npz_arrays(data, source) if data.startswith(_ZIP_MAGIC) else safe_load_pickle(data, source=source)
+    return validate_weights(weights, source=source)
 
 
 def load_npz(path):
