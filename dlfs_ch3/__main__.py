@@ -1,0 +1,3 @@
+from dlfs_ch3.cli import main
+
+main()
