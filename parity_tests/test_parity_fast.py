@@ -14,8 +14,9 @@ import torch
 
 import nn_numpy
 import nn_torch
-from nn_numpy.data.errors import InputShapeError
+from nn_numpy.errors import InputShapeError
 from nn_numpy.network import MNIST_SHAPES
+from nn_numpy import exact
 from nn_torch.parity import TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
@@ -28,17 +29,26 @@ def assert_same_labels(stage, ours, reference):
     assert differ.size == 0, f"{stage}: {differ.size} predictions differ, first at images {differ[:10].tolist()}"
 
 
+@pytest.fixture(scope="module")
+def y_bound(weights, test_set, exact_layers):
+    """``y_bound(dtype) -> (10000, 10)``: the proven bound on any side's probabilities (docs/exact.md)."""
+    return lambda dtype: exact.bounds(weights, test_set[0], exact_layers, dtype)["y"]
+
+
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_torch_fast_labels_and_probabilities_are_the_references(dtype, batch_size, device, weights, test_set,
-                                                                 numpy_layers):
+                                                                 numpy_layers, exact_layers, y_bound):
     model = nn_torch.MnistNet.from_numpy(weights)
-    kwargs = {"batch_size": batch_size, "device": device, "dtype": getattr(torch, dtype)}
+    kwargs = {"batch_size": batch_size, "device": device, "dtype": dtype}
     reference = numpy_layers(dtype)["y"]
     assert_same_labels(f"torch labels, batch {batch_size}, {dtype}, {device}",
                        nn_torch.predict_labels(model, test_set[0], **kwargs), reference.argmax(-1))
-    assert_parity(f"torch probabilities, batch {batch_size}, {dtype}, {device}", reference,
-                  nn_torch.predict_proba(model, test_set[0], **kwargs), **TOLERANCE[dtype])
+    probabilities = nn_torch.predict_proba(model, test_set[0], **kwargs)
+    error = np.abs((probabilities - exact_layers["y"][0]) - exact_layers["y"][1])
+    assert (error <= y_bound(dtype)).all(), f"{(error > y_bound(dtype)).sum()} probabilities beyond their proven bound"
+    assert_parity(f"torch probabilities, batch {batch_size}, {dtype}, {device}", reference, probabilities,
+                  **TOLERANCE[dtype])
 
 
 def test_a_subclass_runs_its_own_forward(weights, test_set):

@@ -1,15 +1,29 @@
-"""The comparison helper fails when it must, and says where."""
+"""The comparison helper fails when it must, passes when it may, and says where.
+
+Every tolerance is tried with one port just inside it and one just outside, so loosening any of them fails
+a test; infinities, complex values, integers beyond float64's 2**53 and bfloat16 are compared as themselves.
+"""
 
 import numpy as np
 import pytest
 import torch
 
-from nn_torch.parity import TOLERANCE, assert_parity, compare, differences
+from nn_torch.parity import (ACTIVATION_TOLERANCE, TOLERANCE, affine_tolerance, assert_parity, compare, differences,
+                             emulate, round_mantissa)
+
+inf, nan = np.inf, np.nan
 
 
 def test_passes_on_equal_values_nan_and_inf():
-    x = np.array([1.0, np.nan, np.inf, -np.inf])
+    x = np.array([1.0, nan, inf, -inf])
     assert_parity("same", x, torch.from_numpy(x.copy()), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("expected, actual", [(inf, 1.0), (1.0, inf), (inf, -inf), (inf, nan), (nan, inf), (nan, 1.0)])
+def test_an_infinity_or_nan_matches_only_itself_whatever_the_tolerance(expected, actual):
+    """``atol + rtol * |inf|`` is inf: +inf against 1.0, -inf or NaN passed before."""
+    with pytest.raises(AssertionError, match="Mismatched elements: 1 / 1"):
+        assert_parity("stage", np.array([expected]), torch.tensor([actual], dtype=torch.float64), rtol=1, atol=1)
 
 
 @pytest.mark.parametrize("actual, message", [
@@ -25,7 +39,7 @@ def test_failure_names_the_stage_count_and_greatest_differences():
     expected = np.array([[1.0, 2.0], [3.0, 4.0]])
     actual = expected.copy()
     actual[1, 0] += 1e-3
-    actual[0, 1] = np.nan
+    actual[0, 1] = nan
     with pytest.raises(AssertionError) as err:
         assert_parity("a3 (float64, cpu)", expected, torch.from_numpy(actual), rtol=1e-12, atol=1e-12)
     text = str(err.value)
@@ -41,29 +55,95 @@ def test_differences_reports_index_of_greatest_abs_and_rel():
     assert d["max_rel_index"] == [1] and d["max_rel"] == pytest.approx(1.0)
 
 
-def test_default_tolerance_is_the_dtypes_policy():
-    x = np.linspace(-1, 1, 11)
-    for dtype, within, beyond in (("float32", 5e-6, 5e-5), ("float64", 5e-13, 5e-12)):
-        expected = x.astype(dtype)
-        d = assert_parity("within", expected, torch.from_numpy(expected + expected.dtype.type(within)))
-        assert d["mismatched"] == 0 and d["max_abs"] == pytest.approx(within, rel=0.1)
-        with pytest.raises(AssertionError, match=f"up to {TOLERANCE[dtype]['atol']:g} allowed"):
-            assert_parity("beyond", expected, torch.from_numpy(expected + expected.dtype.type(beyond)))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("where", ["atol", "rtol"])
+def test_each_default_tolerance_holds_a_port_just_inside_and_fails_one_just_outside(dtype, where):
+    tol = TOLERANCE[dtype]
+    expected = np.array([0.0 if where == "atol" else 1e6], dtype)  # atol governs at 0, rtol at 1e6
+    allowed = tol["atol"] + tol["rtol"] * abs(float(expected[0]))
+    for scale, passes in ((0.9, True), (1.1, False)):
+        actual = torch.tensor(expected.astype(np.float64) + scale * allowed, dtype=getattr(torch, dtype))
+        if passes:
+            assert_parity("inside", expected, actual)
+        else:
+            with pytest.raises(AssertionError, match="Mismatched elements: 1 / 1"):
+                assert_parity("outside", expected, actual)
 
 
-def test_integers_must_be_equal_by_default():
-    assert_parity("step", np.array([0, 1, 1]), torch.tensor([0, 1, 1]))
-    with pytest.raises(AssertionError, match="Mismatched elements: 1 / 3"):
-        assert_parity("step", np.array([0, 1, 1]), torch.tensor([0, 0, 1]))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_activation_tolerance_holds_a_port_just_inside_and_fails_one_just_outside(dtype):
+    tol, x = ACTIVATION_TOLERANCE[dtype], np.array([0.5], dtype)
+    for scale, passes in ((0.9, True), (1.1, False)):
+        off = lambda t: t * (1 + scale * tol["rtol"])  # noqa: E731
+        if passes:
+            compare("sigmoid", lambda a: a, off, x, tol=tol)
+        else:
+            with pytest.raises(AssertionError):
+                compare("sigmoid", lambda a: a, off, x, tol=tol)
 
 
-def test_rtol_and_atol_go_together():
+def test_the_relative_tolerance_is_taken_from_the_reference_not_the_port():
+    """rtol 0.99 of |expected| = 1 allows 0.99; of |actual| = 2 it would allow 1.98."""
+    with pytest.raises(AssertionError):
+        assert_parity("rel", np.array([1.0]), torch.tensor([2.0], dtype=torch.float64), rtol=0.99, atol=0)
+
+
+@pytest.mark.parametrize("kwargs", [{"atol": 1e-3}, {"rtol": 1e-3}])
+def test_rtol_and_atol_go_together(kwargs):
     with pytest.raises(ValueError, match="give both rtol and atol"):
-        assert_parity("stage", np.zeros(3), torch.zeros(3, dtype=torch.float64), atol=1e-3)
+        assert_parity("stage", np.zeros(3), torch.zeros(3, dtype=torch.float64), **kwargs)
+
+
+def test_integers_are_compared_exactly_as_themselves():
+    assert_parity("step", np.array([0, 1, 1]), torch.tensor([0, 1, 1]))
+    for expected, actual in ([0, 1, 1], [0, 0, 1]), ([10**6], [10**6 + 1]), ([2**53], [2**53 + 1]):
+        with pytest.raises(AssertionError, match="Mismatched elements: 1 / "):  # 10**6 + 1 fits float32's rtol
+            assert_parity("labels", np.array(expected, np.int64), torch.tensor(actual, dtype=torch.int64))
+    with pytest.raises(AssertionError, match="Greatest absolute difference: 1 at index"):
+        assert_parity("big", np.array([2**63 - 1], np.int64), torch.tensor([2**63 - 2], dtype=torch.int64))
+
+
+def test_complex_values_are_compared_by_both_parts():
+    expected = np.array([1 + 1j, 2 + 0j], np.complex128)
+    assert_parity("same", expected, torch.from_numpy(expected.copy()))
+    with pytest.raises(AssertionError, match=r"Greatest absolute difference: 0.5 at index \(0, 1\)"):
+        assert_parity("imaginary", expected, torch.from_numpy(expected + np.array([0.5j, 0])))
+
+
+def test_bfloat16_is_compared_with_its_own_tolerance():
+    x = torch.tensor([1.0, 2.5, -3.0], dtype=torch.bfloat16)
+    assert_parity("bf16", x, x.clone())
+    assert_parity("bf16, one step of its 8 bits", x, torch.nextafter(x, torch.full_like(x, 10)))
+    with pytest.raises(AssertionError, match="dtype bfloat16, NumPy gives float32"):
+        assert_parity("bf16 vs float32", x.float(), x)
+    with pytest.raises(AssertionError):
+        assert_parity("bf16, 10% off", x, x * 1.1)
+
+
+def test_a_derived_tolerance_for_your_own_affine_layer():
+    """Two correct float32 ports of ``x @ W + b`` pass; one that forgets the bias, the notes' slip, fails."""
+    rng = np.random.default_rng(0)
+    x, W, b = (rng.standard_normal(shape).astype(np.float32) for shape in ((64, 300), (300, 20), (20,)))
+    tol = affine_tolerance(x, W, b, "float32")
+    numpy_port = x @ W + b
+    torch_port = torch.addmm(torch.from_numpy(b), torch.from_numpy(x), torch.from_numpy(W))
+    assert_parity("my affine", numpy_port, torch_port, **tol)
+    with pytest.raises(AssertionError, match="my affine, no bias: not close"):
+        assert_parity("my affine, no bias", numpy_port, x @ W, **tol)
 
 
 def leaky_relu(x):
     return np.where(x > 0, x, np.float32(0.01) * x)
+
+
+def test_compare_gives_each_side_its_own_copy_of_the_input():
+    """A port written as ``x -= x.max()`` must not change what the other side gets."""
+    def shifted_in_place(a):
+        a -= a.max()
+        return a
+    x = np.linspace(-3, 3, 7, dtype=np.float32)
+    compare("x - max, in place", shifted_in_place, lambda t: t - t.max(), x)
+    assert x[-1] == 3
 
 
 def test_compare_passes_a_faithful_port_and_returns_the_differences():
@@ -75,7 +155,7 @@ def test_compare_passes_a_faithful_port_and_returns_the_differences():
 
 
 def test_compare_names_the_port_and_shows_both_values_without_numpy_reprs():
-    x = np.linspace(-3, 3, 7, dtype=np.float32)  # -3 -2 -1 0 1 2 3
+    x = np.linspace(-3, 3, 7, dtype=np.float32)
     wrong_slope = lambda t: torch.nn.functional.leaky_relu(t, negative_slope=0.1)  # noqa: E731
     with pytest.raises(AssertionError) as err:
         compare("leaky_relu", leaky_relu, wrong_slope, x)
@@ -87,6 +167,25 @@ def test_compare_names_the_port_and_shows_both_values_without_numpy_reprs():
     ]
 
 
+def test_rounding_the_mantissa_is_to_nearest_ties_to_even():
+    x = torch.tensor([1 + 2**-11, 1 + 3 * 2**-11, 1 + 2**-12, -(1 + 3 * 2**-11), 3.0e38], dtype=torch.float32)
+    assert round_mantissa(x, 10).tolist() == [1.0, 1 + 2**-9, 1.0, -(1 + 2**-9), float(round_mantissa(x[4:], 10))]
+    assert round_mantissa(x, 7)[0] == 1.0 and round_mantissa(x, 22)[1] == x[1]
+
+
+def test_emulation_rounds_the_matmul_inputs_and_leaves_the_model_as_it_was(weights):
+    from nn_torch import MnistNet
+
+    model = MnistNet.from_numpy(weights)
+    rounded = emulate(model, "bf16")
+    assert torch.equal(model.fc1.weight, torch.from_numpy(weights["W1"]).T)
+    assert torch.equal(rounded.fc1.weight, round_mantissa(model.fc1.weight, 7))
+    x = torch.rand(2, 784)
+    assert torch.equal(rounded.fc1(x), torch.nn.functional.linear(round_mantissa(x, 7), rounded.fc1.weight,
+                                                                  rounded.fc1.bias))
+
+
 def test_the_helpers_are_public():
     import nn_torch
     assert nn_torch.assert_parity is assert_parity and nn_torch.compare is compare
+    assert nn_torch.affine_tolerance is affine_tolerance

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py as a user runs it, on a few images: JSON schema, accuracies, exit codes. No timings checked."""
+"""``dlfs-ch3 benchmark`` as a user runs it, on a few images: JSON schema, accuracies, exit codes. No timings checked."""
 
 import json
 import math
@@ -12,7 +12,6 @@ import pytest
 
 from nn_numpy.network import BOOK_ACCURACY
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 VARIANTS = {"book_loop", "book_batch100", "numpy_plain", "project_numpy", "project_torch_cpu", "torch_cuda",
             "torch_cuda_with_copy", "onnxruntime"}
 ROW_KEYS = {"variant", "ms_median", "images_per_s", "ratio_to_numpy_plain", "ratio_to_bound", "accuracy"}
@@ -27,9 +26,9 @@ def reference_accuracy(weights, test_images, test_labels, n):
 
 
 @pytest.mark.parametrize("size, variants", [(2000, None), (12000, "project_numpy,project_torch_cpu,onnxruntime")])
-def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, size, variants, run_script):
+def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, size, variants, run_command):
     out = tmp_path / "bench.json"
-    proc = run_script("benchmark.py", "--size", size, "--repeats", 2, "--json", out, *(["--variants", variants] if variants else []))
+    proc = run_command("benchmark", "--size", size, "--repeats", 2, "--json", out, *(["--variants", variants] if variants else []))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert isinstance(result["bound_ms"], float) and result["bound_ms"] > 0
@@ -51,43 +50,41 @@ def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, s
     assert f"{size} images" in proc.stdout and "compute bound" in proc.stdout
 
 
-def test_full_test_set_scores_the_books_accuracy(tmp_path, data_dir, run_script):
+def test_full_test_set_scores_the_books_accuracy(tmp_path, data_dir, run_command):
     out = tmp_path / "bench.json"
-    proc = run_script("benchmark.py", "--repeats", "1", "--variants", "project_numpy,numpy_plain", "--json", out)
+    proc = run_command("benchmark", "--repeats", "1", "--variants", "project_numpy,numpy_plain", "--json", out)
     assert proc.returncode == 0, proc.stderr
     assert [r["accuracy"] for r in json.loads(out.read_text())["rows"]] == [BOOK_ACCURACY, BOOK_ACCURACY]
 
 
-def test_a_variant_with_wrong_predictions_fails_loudly(data_dir):
+def test_a_variant_with_wrong_predictions_fails_loudly(data_dir, monkeypatch, run_in_process):
     """nn_numpy.predict_labels made to say 0 for every image: exit 1 and the variant named."""
-    code = ("import runpy, sys, numpy as np, nn_numpy\n"
-            "nn_numpy.predict_labels = lambda w, x, **k: np.zeros(len(x), np.int64)\n"
-            f"sys.argv = ['benchmark.py', '--size', '500', '--repeats', '1', '--variants', 'project_numpy']\n"
-            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=SCRIPT.parents[1])
-    assert proc.returncode == 1, proc.stderr
-    assert "FAILED: project_numpy: " in proc.stdout and "predictions differ" in proc.stdout
+    import nn_numpy
+
+    monkeypatch.setattr(nn_numpy, "predict_labels", lambda w, x, **k: np.zeros(len(x), np.int64))
+    code, out, err = run_in_process("benchmark", "--size", "500", "--repeats", "1", "--variants", "project_numpy")
+    assert code == 1, err
+    assert "FAILED: project_numpy: " in out and "predictions differ" in out
 
 
 @pytest.mark.parametrize("args, text", [
     (["--variants", "numpy_plain,tensorflow"], "unknown variant(s) ['tensorflow']"),
     (["--size", "0"], "expected a positive integer, got 0"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(args, text, run_script, assert_one_line_error):
-    assert_one_line_error(run_script("benchmark.py", *args), text)
+def test_bad_arguments_are_one_line_and_exit_2(args, text, run_command, assert_one_line_error):
+    assert_one_line_error(run_command("benchmark", *args), text)
 
 
-def test_no_variant_able_to_run_is_one_line_and_exit_2(data_dir, run_script):
-    proc = run_script("benchmark.py", "--variants", "torch_cuda,torch_cuda_with_copy", "--size", 100,
+def test_no_variant_able_to_run_is_one_line_and_exit_2(data_dir, run_command):
+    proc = run_command("benchmark", "--variants", "torch_cuda,torch_cuda_with_copy", "--size", 100,
                       env={"CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert proc.stderr.startswith("error: none of the selected variants can run here: torch_cuda, "
                                   "torch_cuda_with_copy: ") and proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_a_size_beyond_available_memory_is_refused_before_loading_anything(run_script):
-    proc = run_script("benchmark.py", "--size", "100000000000", "--data-dir", "/nonexistent/dir")  # a data error would come later
+def test_a_size_beyond_available_memory_is_refused_before_loading_anything(run_command):
+    proc = run_command("benchmark", "--size", "100000000000", "--data-dir", "/nonexistent/dir")  # a data error would come later
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: --size 100000000000: its uint8 images alone need 73015.7 GiB, but only ")
     assert not os.path.exists("/nonexistent/dir")
@@ -96,10 +93,10 @@ def test_a_size_beyond_available_memory_is_refused_before_loading_anything(run_s
 @pytest.mark.parametrize("where, reason", [("missing/bench.json", "folder {parent} does not exist"),
                                            ("read-only/bench.json", "folder {parent} is not writable"),
                                            ("read-only", "is a folder")])
-def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, reason, run_script):
+def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, reason, run_command):
     (tmp_path / "read-only").mkdir(mode=0o555)
     path = tmp_path / where
-    proc = run_script("benchmark.py", "--json", path, "--data-dir", "/nonexistent/dir")  # checked before any data is loaded
+    proc = run_command("benchmark", "--json", path, "--data-dir", "/nonexistent/dir")  # checked before any data is loaded
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert str(path) in proc.stderr and reason.format(parent=path.parent) in proc.stderr, proc.stderr
     assert ".tmp" not in proc.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["read-only"]
@@ -107,8 +104,8 @@ def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, re
 
 
 def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_path, monkeypatch, data_dir,
-                                                                           load_script, run_in_process):
-    script = load_script("benchmark.py")
+                                                                           load_command, run_in_process):
+    script = load_command("benchmark")
 
     def disk_full(obj, file, **kwargs):
         file.write('{"size": ')
@@ -121,9 +118,9 @@ def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_empty_dataset_is_refused_not_replicated_into_blank_images(weights, monkeypatch, load_script,
+def test_an_empty_dataset_is_refused_not_replicated_into_blank_images(weights, monkeypatch, load_command,
                                                                       run_in_process):
-    script = load_script("benchmark.py")
+    script = load_command("benchmark")
     empty = np.zeros((0, 784), np.uint8), np.zeros(0, np.uint8)
     monkeypatch.setattr(script, "load_inputs", lambda args: (weights, *empty, "empty.idx"))
     code, _, err = run_in_process(script, "--images", "empty.idx", "--labels", "empty-labels.idx",

@@ -1,6 +1,6 @@
-"""The scripts' promises, tried from outside: exit 2 and one line for every out-of-range option, a
-traceback (exit 3) for a bug, a quiet end when the reader of stdout leaves, output paths that are
-pipes or links, special files given as input, and "SHA-256 verified" only for verified bytes."""
+"""The commands' promises, tried from outside: exit 2 and one line for every out-of-range option and bad
+environment, a traceback (exit 3) for a bug, a quiet end when the reader of stdout leaves, output paths that
+are pipes or links, special files given as input, and "SHA-256 verified" only for verified bytes."""
 
 import json
 import os
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import cli
+from dlfs_ch3 import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -25,27 +25,28 @@ LABELS = "t10k-labels-idx1-ubyte.gz"
 # --- item 11: every out-of-range option is exit 2 and one line ------------------------------------------
 
 @pytest.mark.parametrize("script, args, text", [
-    ("sgd_steps.py", ["--lr", "1e39"], "argument --lr: expected at most 3.403e+38 (float32's largest)"),
-    ("sgd_steps.py", ["--lr", "inf", "--dtype", "float64"], "argument --lr: expected a finite positive number, got inf"),
-    ("sgd_steps.py", ["--lr", "nan"], "argument --lr: expected a finite positive number, got nan"),
-    ("sgd_steps.py", ["--lr", "0"], "argument --lr: expected a finite positive number, got 0"),
-    ("sgd_steps.py", ["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
-    ("sgd_steps.py", ["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
-    ("sgd_steps.py", ["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
-    ("sgd_steps.py", ["--batch-size", "-1"], "argument --batch-size: expected a positive integer, got -1"),
-    ("sgd_steps.py", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
-    ("evaluate.py", ["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
-    ("parity_report.py", ["--batch-size", "1.5"], "argument --batch-size: expected a positive integer, got '1.5'"),
-    ("benchmark.py", ["--size", "0"], "argument --size: expected a positive integer, got 0"),
-    ("benchmark.py", ["--repeats", "-3"], "argument --repeats: expected a positive integer, got -3"),
+    ("sgd-steps", ["--lr", "1e39"], "argument --lr: expected at most 3.403e+38 (float32's largest)"),
+    ("sgd-steps", ["--lr", "inf", "--dtype", "float64"], "argument --lr: expected a finite positive number, got inf"),
+    ("sgd-steps", ["--lr", "nan"], "argument --lr: expected a finite positive number, got nan"),
+    ("sgd-steps", ["--lr", "0"], "argument --lr: expected a finite positive number, got 0"),
+    ("sgd-steps", ["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
+    ("sgd-steps", ["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
+    ("sgd-steps", ["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+    ("sgd-steps", ["--batch-size", "-1"], "argument --batch-size: expected a positive integer, got -1"),
+    ("sgd-steps", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    ("evaluate", ["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    ("parity-report", ["--batch-size", "1.5"], "argument --batch-size: expected a positive integer, got '1.5'"),
+    ("benchmark", ["--size", "0"], "argument --size: expected a positive integer, got 0"),
+    ("benchmark", ["--repeats", "-3"], "argument --repeats: expected a positive integer, got -3"),
 ])
-def test_an_out_of_range_option_is_exit_2_and_one_line(run_script, assert_one_line_error, script, args, text):
-    assert_one_line_error(run_script(script, *args), text)
+def test_an_out_of_range_option_is_exit_2_and_one_line(run_in_process, script, args, text):
+    code, out, err = run_in_process(script, *args)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and err.startswith("error: ") and text in err, err
 
 
 @pytest.fixture(scope="module")
-def sgd_steps(load_script):
-    return load_script("sgd_steps.py")
+def sgd_steps(load_command):
+    return load_command("sgd-steps")
 
 
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=20)))
@@ -59,23 +60,24 @@ def test_any_lr_is_accepted_in_range_or_refused_with_exit_2(sgd_steps, text):
         assert 0 < lr <= largest
 
 
-@pytest.mark.parametrize("script, advice", [("figures.py", ""), ("benchmark.py", ": try a smaller --size"),
-                                            ("evaluate.py", ": try a smaller --batch-size")])
-def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monkeypatch, script, advice):
+@pytest.mark.parametrize("script, advice", [("figures", ""), ("benchmark", ": try a smaller --size"),
+                                            ("evaluate", ": try a smaller --batch-size")])
+def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monkeypatch, script, advice, tmp_path,
+                                                            load_command):
     def no_memory(args):
         raise MemoryError("Unable to allocate 7.5 GiB")
-    monkeypatch.setattr(cli, "load_inputs", no_memory)
-    extra = ["--out", "unused"] if script == "figures.py" else []
+    monkeypatch.setattr(load_command(script), "load_inputs", no_memory)
+    extra = ["--out", tmp_path] if script == "figures" else []
     code, out, err = run_in_process(script, *extra)
     assert (code, out) == (2, "") and err == f"error: out of memory (Unable to allocate 7.5 GiB){advice}\n"
 
 
-@pytest.mark.parametrize("script, args", [("evaluate.py", ["--backend", "numpy"]),
-                                          ("benchmark.py", ["--size", "100", "--repeats", "1", "--variants",
+@pytest.mark.parametrize("script, args", [("evaluate", ["--backend", "numpy"]),
+                                          ("benchmark", ["--size", "100", "--repeats", "1", "--variants",
                                                             "project_numpy", "--json", "-"])])
-def test_a_closed_stdout_ends_quietly(script, args, data_dir):
-    """A real pipe whose reader left before the script wrote: no 'Broken pipe', no 'lost sys.stderr'."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / script), *args], stdout=subprocess.PIPE,
+def test_a_reader_leaving_stdout_ends_quietly(script, args, data_dir):
+    """A real pipe whose reader left before the command wrote: no 'Broken pipe', no 'lost sys.stderr'."""
+    proc = subprocess.Popen([sys.executable, "-m", "dlfs_ch3", script, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     proc.stdout.close()
     err = proc.stderr.read()
@@ -94,14 +96,14 @@ def test_a_bug_shows_its_traceback_and_exits_3(run_in_process, monkeypatch, smal
     def broken(*args):
         raise error
     monkeypatch.setattr(nn_numpy.evaluate, "_logits_into", broken)
-    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", *small_idx, *debug)
+    code, out, err = run_in_process("evaluate", "--backend", "numpy", *small_idx, *debug)
     assert code == cli.EXIT_BUG == 3
     assert err.startswith("Traceback (most recent call last):") and "_logits_into" in err
     assert err.splitlines()[-1] == f"{type(error).__name__}: {error}"
 
 
 def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, small_idx, tmp_path):
-    code, out, err = run_in_process("sgd_steps.py", "--device", "cpu", "--batch-size", "301", *small_idx)
+    code, out, err = run_in_process("sgd-steps", "--device", "cpu", "--batch-size", "301", *small_idx)
     assert (code, err) == (2, "error: --batch-size 301 is larger than the 300 images\n")
 
 
@@ -110,32 +112,32 @@ def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, smal
 BENCH = ["--size", "100", "--repeats", "1", "--variants", "project_numpy"]
 
 
-def test_benchmark_json_dash_writes_json_alone_to_stdout(run_script, small_idx):
-    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", "-")
+def test_benchmark_json_dash_writes_json_alone_to_stdout(run_command, small_idx):
+    proc = run_command("benchmark", *BENCH, *small_idx, "--json", "-")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["size"] == 100 and [r["variant"] for r in result["rows"]] == ["project_numpy"]
     assert "project_numpy" in proc.stderr  # the table went to stderr
 
 
-def test_benchmark_json_into_a_fifo_is_written_through(run_script, small_idx, tmp_path):
+def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, tmp_path):
     fifo = tmp_path / "results"
     os.mkfifo(fifo)
     got = []
     reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)  # never blocks exit
     reader.start()
-    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", fifo, timeout=120)
+    proc = run_command("benchmark", *BENCH, *small_idx, "--json", fifo, timeout=120)
     reader.join(timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(got[0])["size"] == 100 and stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["results"]
 
 
-def test_benchmark_json_through_a_symlink_updates_its_target(run_script, small_idx, tmp_path):
+def test_benchmark_json_through_a_symlink_updates_its_target(run_command, small_idx, tmp_path):
     target, link = tmp_path / "run1.json", tmp_path / "latest.json"
     target.write_text("old")
     link.symlink_to(target)
-    proc = run_script("benchmark.py", *BENCH, *small_idx, "--json", link)
+    proc = run_command("benchmark", *BENCH, *small_idx, "--json", link)
     assert proc.returncode == 0, proc.stderr
     assert link.is_symlink() and json.loads(target.read_text())["size"] == 100
     assert sorted(os.listdir(tmp_path)) == ["latest.json", "run1.json"]
@@ -143,34 +145,34 @@ def test_benchmark_json_through_a_symlink_updates_its_target(run_script, small_i
 
 # --- item 7: special files given as input -----------------------------------------------------------------
 
-def test_a_fifo_given_as_images_is_one_line(run_script, assert_one_line_error, small_idx, tmp_path):
+def test_a_fifo_given_as_images_is_one_line(run_command, assert_one_line_error, small_idx, tmp_path):
     fifo = tmp_path / "images.idx"
     os.mkfifo(fifo)
-    proc = run_script("evaluate.py", "--backend", "numpy", "--images", fifo, "--labels", small_idx[3], timeout=120)
+    proc = run_command("evaluate", "--backend", "numpy", "--images", fifo, "--labels", small_idx[3], timeout=120)
     assert_one_line_error(proc, f"{fifo}: cannot read it (a FIFO, not a regular file)")
 
 
-def test_weights_linking_to_dev_zero_are_one_line(run_script, assert_one_line_error, small_idx, tmp_path):
+def test_weights_linking_to_dev_zero_are_one_line(run_command, assert_one_line_error, small_idx, tmp_path):
     """Memory-limited: a regression reads /dev/zero until memory runs out instead of hanging the machine."""
     link = tmp_path / "sample_weight.pkl"
     link.symlink_to("/dev/zero")
-    proc = run_script("evaluate.py", "--backend", "numpy", "--weights", link, *small_idx, timeout=120,
+    proc = run_command("evaluate", "--backend", "numpy", "--weights", link, *small_idx, timeout=120,
                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)))
     assert_one_line_error(proc, f"{link}: cannot read it (a character device, not a regular file)")
 
 
 # --- item 1: "SHA-256 verified" only for verified bytes ---------------------------------------------------
 
-def test_a_forged_cache_is_not_used_and_the_run_is_right(run_script, tmp_path, data_dir):
+def test_a_forged_cache_is_not_used_and_the_run_is_right(run_command, tmp_path, data_dir):
     (tmp_path / "mnist").mkdir()
     shutil.copyfile(data_dir / "sample_weight.pkl", tmp_path / "sample_weight.pkl")
     for name in (LABELS, "t10k-images-idx3-ubyte.gz"):
         shutil.copyfile(data_dir / "mnist" / name, tmp_path / "mnist" / name)
-    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     cache = next((tmp_path / "mnist").glob("t10k-labels-idx1-ubyte.*.npy"))
     np.save(cache, np.zeros(10000, np.uint8))  # the right name, shape and dtype; all labels 0
-    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "10000 images from MNIST test set (SHA-256 verified)" in proc.stdout
     assert "0.9352" in proc.stdout and "0.0980" not in proc.stdout, proc.stdout
@@ -188,32 +190,82 @@ def small_idx(tmp_path_factory, test_set):
 
 
 def test_a_missing_optional_package_is_one_line_not_a_bug(tmp_path):
-    """run_notebook.py raised OSError for it, which run_main now shows as a bug (exit 3)."""
-    code = ("import sys, runpy; sys.modules['nbclient'] = None; sys.argv = ['run_notebook.py']; "
-            f"runpy.run_path({str(ROOT / 'scripts' / 'run_notebook.py')!r}, run_name='__main__')")
+    code = ("import sys; sys.modules['nbclient'] = None; from dlfs_ch3.cli import main; "
+            "main(['run-notebook', '--check'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr == "error: run_notebook.py needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'\n"
+    assert proc.stderr == ("error: dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install "
+                           "'dlfs-ch3[notebook]'\n")
 
 
-@pytest.mark.parametrize("kind, says", [("missing", "cannot read {path}: No such file or directory"),
-                                        ("fifo", "cannot read {path}: a FIFO, not a regular file"),
-                                        ("text", "{path}: not a notebook (")])
-def test_a_bad_notebook_path_is_one_line(run_script, assert_one_line_error, tmp_path, kind, says):
+BROKEN_NOTEBOOKS = {"not JSON": "hello, not JSON\n", "empty": "", "a list": "[1, 2]", "a number": "42",
+                    "no cells": '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+                    "cells not a list": '{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+                    "a cell without source": '{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, '
+                                             '"metadata": {}}',
+                    "nbformat 99": '{"cells": [], "nbformat": 99, "nbformat_minor": 0, "metadata": {}}',
+                    "cut short": '{"cells": [{"cell_type": "code", "source": "1'}
+
+
+@pytest.mark.parametrize("kind", ["missing", "fifo", "too large", *BROKEN_NOTEBOOKS])
+def test_a_bad_notebook_is_one_line(run_in_process, tmp_path, kind):
     path = tmp_path / "chapter.ipynb"
     if kind == "fifo":
         os.mkfifo(path)
-    if kind == "text":
-        path.write_text("hello, not JSON\n")
-    assert_one_line_error(run_script("run_notebook.py", path, "--check", timeout=120), says.format(path=path))
+    elif kind == "too large":
+        with open(path, "wb") as f:
+            f.truncate(3 << 30)
+    elif kind != "missing":
+        path.write_text(BROKEN_NOTEBOOKS[kind])
+    code, out, err = run_in_process("run-notebook", path, "--check")
+    says = {"missing": f"error: cannot read {path}: No such file or directory",
+            "fifo": f"error: cannot read {path}: a FIFO, not a regular file",
+            "too large": f"error: {path}: 3.0 GiB, more than any notebook can be (64.0 MiB at most)"}
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert err.startswith(says.get(kind, f"error: {path}: not a notebook (")), err
 
 
-def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypatch, tmp_path, data_dir):
+def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypatch, data_dir):
     """An OS error on the user's own data dir is wrapped where the file is opened (chmod 000 would not stop root)."""
-    from nn_numpy.data import download
+    from nn_numpy.data import fetch
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
-    monkeypatch.setattr(download, "open", denied, raising=False)
-    code, out, err = run_in_process("evaluate.py", "--backend", "numpy", "--data-dir", data_dir)
-    assert (code, out) == (2, "") and err == f"error: {data_dir / 'sample_weight.pkl'}: cannot read it (Permission denied)\n"
+    monkeypatch.setattr(fetch, "open_regular", denied)
+    code, out, err = run_in_process("evaluate", "--backend", "numpy", "--data-dir", data_dir)
+    assert (code, out) == (2, "") and err == (f"error: {data_dir / 'sample_weight.pkl'}: cannot read it (Permission "
+                                              "denied): replace it with the file by hand\n")
+
+
+# --- issue 17, item 5: bad environments are one line and exit 2 ------------------------------------------
+
+def test_a_closed_stdout_is_one_line(data_dir):
+    proc = subprocess.run(f"{sys.executable} -m dlfs_ch3 evaluate --backend numpy >&-", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == "error: stdout is closed: run with it open, or send it to /dev/null\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_not_a_crash(tmp_path, test_set):
+    folder = tmp_path / os.fsdecode(b"images-\xff")
+    folder.mkdir()
+    images, labels = folder / "images.idx", folder / "labels.idx"
+    images.write_bytes(bytes([0, 0, 8, 3]) + np.array([10, 28, 28], ">u4").tobytes() + test_set[0][:10].tobytes())
+    labels.write_bytes(bytes([0, 0, 8, 1]) + np.array([10], ">u4").tobytes() + test_set[1][:10].tobytes())
+    proc = subprocess.run([sys.executable, "-m", "dlfs_ch3", "evaluate", "--backend", "numpy", "--images", images,
+                           "--labels", labels], capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert proc.returncode == 0, proc.stderr
+    assert b"10 images from " in proc.stdout and b"(hash unknown: structure checked only)" in proc.stdout
+
+
+@pytest.mark.parametrize("data_dir_is", ["a symlink loop", "a name too long", "a file", "of no such user"])
+def test_a_bad_data_dir_is_one_line(run_in_process, tmp_path, data_dir_is):
+    path = {"a symlink loop": tmp_path / "loop", "a name too long": tmp_path / ("x" * 300),
+            "a file": tmp_path / "file", "of no such user": "~nosuchuser/x"}[data_dir_is]
+    if data_dir_is == "a symlink loop":
+        path.symlink_to(tmp_path / "loop2")
+        (tmp_path / "loop2").symlink_to(path)
+    if data_dir_is == "a file":
+        path.write_text("x")
+    code, out, err = run_in_process("evaluate", "--backend", "numpy", "--data-dir", path)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and err.startswith(f"error: data dir {path}"), err

@@ -1,4 +1,4 @@
-"""scripts/figures.py writes every figure as a valid PNG of its stated size, and fails in one line."""
+"""``dlfs-ch3 figures`` writes every figure as a valid PNG of its stated size, and fails in one line."""
 
 import contextlib
 import io
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from dlfs_ch3.cli import run_main
+
 pytest.importorskip("matplotlib", reason="figures need the plot extra: pip install 'dlfs-ch3[plot]'")
 pytest.importorskip("torch", reason="figures overlay torch curves: pip install 'dlfs-ch3[torch]'")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "figures.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -26,13 +27,13 @@ def png_size(data):
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory, load_script, data_dir):
+def written(tmp_path_factory, load_command, data_dir):
     """Runs the script once, as its ``__main__`` does, into a folder that does not exist yet."""
     out = tmp_path_factory.mktemp("figures") / "new" / "folder"
-    figures = load_script("figures.py")
+    figures = load_command("figures")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), pytest.raises(SystemExit) as done:
-        figures.run_main(figures.main, ["--out", str(out)])
+        run_main(figures.main, ["--out", str(out)])
     return figures, out, done.value.code, stdout.getvalue()
 
 
@@ -54,13 +55,13 @@ def test_the_output_folder_is_named_when_done(written):
 def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, run_in_process):
     blocker = tmp_path / "figures"
     blocker.write_text("not a folder")
-    code, _, err = run_in_process("figures.py", "--out", blocker)
+    code, _, err = run_in_process("figures", "--out", blocker)
     assert code == 2
     assert err.startswith("error: ") and err.count("\n") == 1 and str(blocker) in err, err
     assert blocker.read_text() == "not a folder"
 
 
-def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, data_dir, load_script, run_in_process):
+def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, data_dir, load_command, run_in_process):
     from matplotlib.figure import Figure
 
     real_savefig, saved = Figure.savefig, []
@@ -73,7 +74,7 @@ def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, dat
         real_savefig(self, fname, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", interrupt_the_second)
-    figures = load_script("figures.py")
+    figures = load_command("figures")
     assert run_in_process(figures, "--out", tmp_path)[0] == 130
     first = next(iter(figures.FIGURES))
     assert os.listdir(tmp_path) == [first]
@@ -81,10 +82,9 @@ def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, dat
 
 
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
-    code = ("import sys, runpy; sys.modules['matplotlib'] = None; "
-            f"sys.argv = ['figures.py', '--out', {str(tmp_path)!r}]; "
-            f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
+    code = ("import sys; sys.modules['matplotlib'] = None; from dlfs_ch3.cli import main; "
+            f"main(['figures', '--out', {str(tmp_path)!r}])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert proc.stderr == "error: figures.py needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
+    assert proc.stderr == "error: dlfs-ch3 figures needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
     assert os.listdir(tmp_path) == []

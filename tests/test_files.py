@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nn_numpy.data.errors import NNError
+from nn_numpy.errors import NNError
 from nn_numpy.data.files import NotRegularFileError, atomic_write, open_regular, read_npy, read_regular
 
 needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="os.mknod needs root")
@@ -173,3 +173,14 @@ def test_a_npy_header_with_a_bad_escape_is_refused_without_a_warning(tmp_path):
         with pytest.raises(Exception) as raised:
             read_npy(file, lambda *header: None)
     assert shown == [] and "Cannot parse header" in str(raised.value)
+
+
+def test_read_regular_refuses_a_file_larger_than_its_limit_before_reading(tmp_path):
+    path = tmp_path / "big"
+    with open(path, "wb") as f:
+        f.truncate(3 << 30)  # sparse: reading it would take 3 GiB
+    with pytest.raises(NNError) as raised:
+        read_regular(path, 1 << 20, "test file")
+    assert str(raised.value) == f"{path}: 3.0 GiB, more than any test file can be (1.0 MiB at most)"
+    path.write_bytes(b"x" * 10)
+    assert read_regular(path, 10) == b"x" * 10

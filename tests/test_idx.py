@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import event, given, strategies as st
 
-from nn_numpy.data.errors import DataCorruptedError, DataNotFoundError
+from nn_numpy.errors import DataCorruptedError, DataNotFoundError
 from nn_numpy.data import idx
 from nn_numpy.data.idx import IDX_DTYPES, read_idx
 
@@ -219,5 +219,20 @@ def test_a_fifo_given_as_an_idx_file_is_refused_not_waited_on(tmp_path):
     os.mkfifo(fifo)
     code = f"from nn_numpy.data.idx import read_idx; read_idx({str(fifo)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.data.errors.DataNotFoundError: {fifo}: cannot read it "
+    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.errors.DataNotFoundError: {fifo}: cannot read it "
                                             "(a FIFO, not a regular file)"), proc.stderr
+
+
+def test_bytes_decode_as_their_file_does_naming_what_the_caller_says(images_gz):
+    data = images_gz.read_bytes()
+    np.testing.assert_array_equal(read_idx(data, name="the images"), read_idx(images_gz))
+    with pytest.raises(DataCorruptedError, match="^the images: dimensions 10000x28x28 of uint8 need 7840000 bytes"):
+        read_idx(data[:1000], name="the images")
+
+
+def test_a_gzip_of_several_members_is_read_whole_as_gunzip_reads_it(tmp_path, labels_raw):
+    """A valid two-member gzip was said to hold only its first member's bytes."""
+    members = gzip.compress(labels_raw[:5000]) + gzip.compress(labels_raw[5000:]) + gzip.compress(b"")
+    np.testing.assert_array_equal(read_idx(write(tmp_path, "labels.gz", members)), read_idx(labels_raw))
+    with pytest.raises(DataCorruptedError, match="holds more"):  # a member too many is still too many bytes
+        read_idx(write(tmp_path, "more.gz", members + gzip.compress(b"\0")))

@@ -1,73 +1,67 @@
-"""Killed runs, for real: a script downloading from a trickling 127.0.0.1 mirror is sent SIGTERM,
-SIGINT or SIGKILL. The first two clean up as Ctrl-C always did; what SIGKILL leaves, the next run
-removes, once it is stale, and nothing that is not the project's."""
+"""Killed runs, for real: ``dlfs-ch3 evaluate`` downloading from a trickling 127.0.0.1 mirror is sent SIGTERM,
+SIGHUP, SIGINT or SIGKILL. A download is held in memory until verified, so none of them leaves a partial
+file; what a killed atomic write leaves, the next run removes once its pid is gone, and nothing else."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from mirror_server import MirrorServer, refused_url
-from nn_numpy.data.download import MNIST_FILES, READ_TIMEOUT_S, remove_stale_leftovers
+from nn_numpy.data.fetch import FILES, remove_stale_leftovers
 
-EVALUATE = Path(__file__).parents[1] / "scripts" / "evaluate.py"
-TIMEOUT_S = 60  # NN_DOWNLOAD_TIMEOUT of every run here: the trickle outlasts the test, never the deadline
-STALE_S = TIMEOUT_S + 2 * READ_TIMEOUT_S
-CACHE = "t10k-images-idx3-ubyte." + MNIST_FILES["t10k-images-idx3-ubyte.gz"][:16] + ".npy"
+CACHE = "t10k-images-idx3-ubyte." + FILES["mnist/t10k-images-idx3-ubyte.gz"][1][:16] + ".npy"
 
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    files = {path.name: path.read_bytes() for path in (data_dir / "mnist").iterdir()}
-    with MirrorServer(files, trickle_interval=0.5) as mirror:
+    files = {path.name: path.read_bytes() for path in (data_dir / "mnist").iterdir() if path.suffix == ".gz"}
+    with MirrorServer(files, interval=0.5) as mirror:
         yield mirror
 
 
 @pytest.fixture
 def weights_only(tmp_path, data_dir):
-    """A data dir holding the weights only: evaluate.py gets past them and downloads MNIST."""
+    """A data dir holding the weights only: evaluate gets past them and downloads MNIST."""
     (tmp_path / "sample_weight.pkl").write_bytes((data_dir / "sample_weight.pkl").read_bytes())
     return tmp_path
 
 
-def evaluate(data_dir, mirror, **popen):
-    env = {**os.environ, "NN_MNIST_MIRRORS": mirror, "NN_WEIGHTS_URL": refused_url(),
-           "NN_DOWNLOAD_TIMEOUT": str(TIMEOUT_S)}
-    return subprocess.Popen([sys.executable, str(EVALUATE), "--backend", "numpy", "--data-dir", str(data_dir)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+def evaluate(data_dir, mirror):
+    env = {**os.environ, "NN_MNIST_MIRRORS": mirror, "NN_WEIGHTS_URL": refused_url(), "NN_DOWNLOAD_TIMEOUT": "60"}
+    return subprocess.Popen([sys.executable, "-m", "dlfs_ch3", "evaluate", "--backend", "numpy", "--data-dir",
+                             str(data_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def partial_download(folder, proc):
-    """The pooch temporary file ``proc`` is downloading into, once it holds bytes (at most ~30 s)."""
+def downloading(server, proc):
+    """Wait until ``proc`` is receiving the trickled body (at most ~30 s)."""
     for _ in range(600):
-        partial = [p for p in folder.glob("tmp*") if p.stat().st_size > 0] if folder.is_dir() else []
-        if partial:
-            return partial[0]
+        if server.requests and time.monotonic() > downloading.since + 1.0:
+            return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     proc.kill()
-    pytest.fail(f"no partial download appeared in {folder}: {proc.communicate()}")
+    pytest.fail(f"no download started: {proc.communicate()}")
 
 
 def listing(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("signum,code,line", [(signal.SIGTERM, 143, "terminated"),
+@pytest.mark.parametrize("signum,code,line", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up"),
                                               (signal.SIGINT, 130, "interrupted")])
-def test_sigterm_cleans_up_as_ctrl_c_does(weights_only, server, signum, code, line):
+def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(weights_only, server, signum, code, line):
+    server.requests.clear()
+    downloading.since = time.monotonic()
     proc = evaluate(weights_only, server.url("trickle"))
-    partial_download(weights_only / "mnist", proc)
+    downloading(server, proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == code, err
-    visible = [text.split("\r")[-1] for text in err.split("\n") if text.split("\r")[-1].strip()]
-    assert visible[-1] == line and all(text.startswith("t10k-") for text in visible[:-1]), err  # bars, then it
-    assert listing(weights_only) == ["sample_weight.pkl"]  # mnist/ was this run's: gone with the partial file
+    assert proc.returncode == code and err.strip().splitlines()[-1].split("\r")[-1].strip() == line, err
+    assert listing(weights_only) == ["sample_weight.pkl"]  # no partial file, no folder made for it
 
 
 def killed_writer(path):
@@ -78,58 +72,61 @@ def killed_writer(path):
     assert proc.stdout.readline() == "ready\n"
     proc.kill()
     proc.wait(timeout=30)
+    return proc.pid
 
 
-def test_what_sigkill_leaves_is_removed_by_the_next_run_once_stale(weights_only, server):
+def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_the_next_run(weights_only, server):
     folder = weights_only / "mnist"
+    server.requests.clear()
+    downloading.since = time.monotonic()
     proc = evaluate(weights_only, server.url("trickle"))
-    pooch_partial = partial_download(folder, proc)
+    downloading(server, proc)
     proc.kill()
     proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL and listing(folder) == [pooch_partial.name]  # SIGKILL: no cleanup
+    assert proc.returncode == -signal.SIGKILL and listing(folder) == []  # the bytes were in memory only
 
-    # What other killed runs left: a cache half written by a process now dead (the pid is in the
-    # name), and one of the older writer, whose name holds no pid.
-    probe = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(probe.stdout)
-    killed_writer(folder / f"{CACHE}.{dead_pid}.k1ll3d_x.tmp")
-    old_style = folder / f"{CACHE}abcd_123.tmp"
-    old_style.write_bytes(b"\x93NUMPY")
-    empty = folder / "tmpempty__1"  # pooch made it, the run was killed before the first byte
-    empty.write_bytes(b"")
-    # What must stay: this live process's file, a partial too recent to be stale, and files that are
-    # not the project's even though they look like temporary files.
-    keep = {f"{CACHE}.{os.getpid()}.l1ve_abc.tmp": b"\x93NUMPY", "tmpfresh_12": b"\x1f\x8b\x08",
-            "tmpnotours_": b"PK\x03\x04", "notes.1.abcdefgh.tmp": b"mine"}
+    folder.mkdir()
+    dead = killed_writer(folder / "probe")
+    stale = [f"{CACHE}.{dead}.k1ll3d_x.tmp", f"{CACHE}.2147483648.abcdefgh.tmp", f"{CACHE}.0.abcdefgh.tmp"]
+    for name in stale:  # a killed writer's, and pids no process can have (one made every run exit 3)
+        (folder / name).write_bytes(b"\x93NUMPY")
+    keep = {f"{CACHE}.{os.getpid()}.l1ve_abc.tmp": b"\x93NUMPY",  # a live writer's
+            "notes.1.abcdefgh.tmp": b"mine", "tmpabcdefgh": b"\x1f\x8b"}  # not this project's names
     for name, content in keep.items():
         (folder / name).write_bytes(content)
-    past = time.time() - STALE_S - 5
-    for path in (pooch_partial, old_style, empty, folder / "tmpnotours_", folder / "notes.1.abcdefgh.tmp"):
-        os.utime(path, (past, past))
-
     proc = evaluate(weights_only, server.url("good"))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    names = [name for name in MNIST_FILES if name.startswith("t10k")]
-    caches = [f"{name[:-3]}.{MNIST_FILES[name][:16]}.npy" for name in names]
-    assert listing(folder) == sorted(names + caches + list(keep))
+    names = [n.split("/")[1] for n in FILES if n.startswith("mnist/t10k")]
+    caches = [f"{n[:-3]}.{FILES['mnist/' + n][1][:16]}.npy" for n in names]
+    assert listing(folder) == sorted(names + caches + list(keep) + ["probe"])
+
 
 def test_a_read_only_folder_is_left_alone(tmp_path):
-    leftover = tmp_path / "tmpabcdefgh"
-    leftover.write_bytes(b"\x1f\x8b")
-    os.utime(leftover, (0, 0))
+    leftover = tmp_path / f"{CACHE}.2147483648.abcdefgh.tmp"
+    leftover.write_bytes(b"\x93NUMPY")
     tmp_path.chmod(0o555)
     try:
         assert remove_stale_leftovers(tmp_path) == [] and leftover.exists()
     finally:
         tmp_path.chmod(0o755)
-    assert remove_stale_leftovers(tmp_path) == ["tmpabcdefgh"] and not leftover.exists()
+    assert remove_stale_leftovers(tmp_path) == [leftover.name] and not leftover.exists()
+
+
+def test_the_sweep_never_fails_a_run(tmp_path, monkeypatch):
+    (tmp_path / f"{CACHE}.12345.abcdefgh.tmp").write_bytes(b"")
+
+    def broken_kill(pid, sig):
+        raise OverflowError("signed integer is greater than maximum")
+    monkeypatch.setattr(os, "kill", broken_kill)
+    assert remove_stale_leftovers(tmp_path) == [] and remove_stale_leftovers(tmp_path / "absent") == []
 
 
 def test_fetching_the_weights_sweeps_the_data_dir(weights_only):
-    from nn_numpy.data.download import fetch_weights
+    from nn_numpy.data.fetch import fetch
 
-    probe = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    killed_writer(weights_only / f"sample_weight.pkl.{int(probe.stdout)}.abcdefgh.tmp")
-    assert fetch_weights(weights_only) == weights_only / "sample_weight.pkl"
+    dead = killed_writer(weights_only / "probe")
+    (weights_only / "probe").unlink()
+    (weights_only / f"sample_weight.pkl.{dead}.abcdefgh.tmp").write_bytes(b"\x80")
+    fetch("sample_weight.pkl", weights_only)
     assert listing(weights_only) == ["sample_weight.pkl"]

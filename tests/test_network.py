@@ -13,9 +13,21 @@ def test_toy_network_gives_the_chapters_output():
     np.testing.assert_allclose(forward(init_network(), np.array([1.0, 0.5])), [0.31682708, 0.69627909], rtol=1e-7)
 
 
-def test_toy_network_batched_equals_single():
+def test_toy_network_batched_agrees_with_single_within_rounding():
+    """Not bitwise: a batched and a one-row BLAS call may round differently (1.1e-16 on an AMD EPYC). Each
+    float64 layer of two or three terms is within gamma(4) = 4.4e-16 of its exact value, so 1e-15 all told."""
     x = np.array([[1.0, 0.5], [0.0, 0.0], [-3.0, 2.0]])
-    np.testing.assert_array_equal(forward(init_network(), x), np.stack([forward(init_network(), r) for r in x]))
+    np.testing.assert_allclose(forward(init_network(), x), np.stack([forward(init_network(), r) for r in x]),
+                               rtol=0, atol=1e-15)
+
+
+def test_the_output_layer_adds_b3_not_b2():
+    """The toy's b2 equals its b3, which hides the notes' slip: make them differ and the output must follow b3."""
+    network, x = init_network(), np.array([1.0, 0.5])
+    moved = {**network, "b3": network["b3"] + [1.0, -2.0]}
+    np.testing.assert_allclose(forward(moved, x) - forward(network, x), [1.0, -2.0], rtol=0, atol=1e-15)
+    moved = {**network, "b2": network["b2"] + [1.0, -2.0]}
+    assert not np.allclose(forward(moved, x) - forward(network, x), [1.0, -2.0])
 
 
 def test_predict_keeps_the_input_dtype(weights, test_images):

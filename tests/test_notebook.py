@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def runner(load_script):
-    return load_script("run_notebook.py")
+def runner(load_command):
+    return load_command("run-notebook")
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +96,21 @@ def small_notebook(path, *sources, saved_text="2\n"):
     return path
 
 
-def test_the_script_saves_outputs_and_checks_key_values(run_script, tmp_path):
+def test_the_script_saves_outputs_and_checks_key_values(run_command, tmp_path):
     path = small_notebook(tmp_path / "nb.ipynb", "x = 1", "print(x + 1)", saved_text="")
-    assert run_script("run_notebook.py", path, "--check").returncode == 1  # "" saved, "2" printed
-    proc = run_script("run_notebook.py", path)
+    assert run_command("run-notebook", path, "--check").returncode == 1  # "" saved, "2" printed
+    proc = run_command("run-notebook", path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # not even ipykernel's warning about local TCP
     assert [c.get("outputs") for c in nbformat.read(path, as_version=4).cells][1][0]["text"] == "2\n"
-    proc = run_script("run_notebook.py", path, "--check")
+    proc = run_command("run-notebook", path, "--check")
     assert (proc.returncode, proc.stdout) == (0, "1 of 1 key-value cells as saved\n")
 
 
-def test_the_script_names_a_failing_cell_and_leaves_the_notebook_alone(run_script, tmp_path,
+def test_the_script_names_a_failing_cell_and_leaves_the_notebook_alone(run_command, tmp_path,
                                                                        assert_one_line_error):
     path = small_notebook(tmp_path / "nb.ipynb", "print(1)", "assert 1 == 2, 'boom'")
     before = path.read_bytes()
-    assert_one_line_error(run_script("run_notebook.py", path), "cell 1 failed: AssertionError: boom", code=1)
+    assert_one_line_error(run_command("run-notebook", path), "cell 1 failed: AssertionError: boom", code=1)
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
-    assert_one_line_error(run_script("run_notebook.py", tmp_path / "missing.ipynb"), "No such file")
+    assert_one_line_error(run_command("run-notebook", tmp_path / "missing.ipynb"), "No such file")

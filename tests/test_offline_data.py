@@ -1,4 +1,4 @@
-"""The offline route: fetch_data.py fills a folder; a command, or the test run, without its data says in
+"""The offline route: ``dlfs-ch3 fetch-data`` fills a folder; a command, or the test run, without its data says in
 one line which files are missing and how to get them."""
 
 import subprocess
@@ -28,16 +28,16 @@ def test_fetch_data_fills_a_new_folder_with_the_verified_files(tmp_path, data_di
     with MirrorServer(files) as server:
         monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
         monkeypatch.setenv("NN_WEIGHTS_URL", server.url("good") + "sample_weight.pkl")
-        code, out, _ = run_in_process("fetch_data.py", "--data-dir", folder)
-    assert code == 0
+        code, out, err = run_in_process("fetch-data", "--data-dir", folder)
+    assert code == 0 and "%" not in err  # a download this fast draws no progress bar
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(TEST_FILES)
     assert [line.split(" (")[0] for line in out.splitlines()] == [str(folder / n) for n in TEST_FILES] + [
         f"{folder} holds the 3 files"]
     assert out.count("SHA-256 verified") == 3
 
 
-def test_fetch_data_offline_names_every_file_it_could_not_fetch(tmp_path, no_network, run_script):
-    proc = run_script("fetch_data.py", "--data-dir", tmp_path, "--train")
+def test_fetch_data_offline_names_every_file_it_could_not_fetch(tmp_path, no_network, run_command):
+    proc = run_command("fetch-data", "--data-dir", tmp_path, "--train")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == (
         "error: could not fetch mnist/t10k-images-idx3-ubyte.gz, mnist/t10k-labels-idx1-ubyte.gz, "
@@ -45,29 +45,30 @@ def test_fetch_data_offline_names_every_file_it_could_not_fetch(tmp_path, no_net
         f"{tmp_path}; see the README's 'The data directory' for where to get them by hand")
 
 
-def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_network, run_script):
+def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_network, run_command):
     (tmp_path / "sample_weight.pkl").mkdir()  # in the file's place, and no network to replace it
-    proc = run_script("fetch_data.py", "--data-dir", tmp_path)
-    error = proc.stderr.splitlines()[-1]
-    assert proc.returncode == 2 and error.startswith("error: could not fetch mnist/t10k-images-idx3-ubyte.gz, "
-                                                     "mnist/t10k-labels-idx1-ubyte.gz, sample_weight.pkl ("), error
-    assert "Is a directory" in error, error
+    proc = run_command("fetch-data", "--data-dir", tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
+        f"error: {tmp_path / 'sample_weight.pkl'}: cannot read it (a folder, not a regular file): replace it with "
+        "the file by hand"), proc.stderr
 
 
-@pytest.mark.parametrize("script", ["evaluate.py", "neuralnet_mnist.py"])
-def test_missing_data_names_every_file_the_command_needs_at_once(script, tmp_path, no_network, run_script):
-    proc = run_script(script, "--data-dir", tmp_path)
+@pytest.mark.parametrize("command", [["-m", "dlfs_ch3", "evaluate"], [str(ROOT / "scripts" / "neuralnet_mnist.py")]])
+def test_missing_data_names_every_file_the_command_needs_at_once(command, tmp_path, no_network):
+    proc = subprocess.run([sys.executable, *command, "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     error = proc.stderr.splitlines()[-1]
     assert error.startswith(f"error: {tmp_path} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
                             "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded: run "
-                            f"`python scripts/fetch_data.py --data-dir {tmp_path}`"), error
+                            f"`dlfs-ch3 fetch-data --data-dir {tmp_path}`"), error
+    assert "%" not in proc.stderr  # a mirror that fails draws no progress bar
     assert "train" not in error  # evaluation needs the test set only
     assert list(tmp_path.iterdir()) == []
 
 
-def test_given_weights_are_not_asked_for(tmp_path, no_network, run_script, data_dir):
-    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path,
+def test_given_weights_are_not_asked_for(tmp_path, no_network, run_command, data_dir):
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path,
                       "--weights", data_dir / "sample_weight.pkl")
     assert proc.stderr.splitlines()[-1].startswith(f"error: {tmp_path} lacks mnist/t10k-images-idx3-ubyte.gz, "
                                                    "mnist/t10k-labels-idx1-ubyte.gz, which")
@@ -87,7 +88,7 @@ def test_needs_nothing():
 
 def run_pytest(folder, env):
     """pytest on ``folder`` (a copy of the root conftest.py and a tiny suite) in a fresh process."""
-    (folder / "conftest.py").write_text((ROOT / "conftest.py").read_text())
+    (folder / "conftest.py").write_text((ROOT / "conftest.py").read_text())  # ROOT is on PYTHONPATH
     (folder / "test_tiny.py").write_text(TINY_SUITE)
     clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("NN_")}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
@@ -95,21 +96,22 @@ def run_pytest(folder, env):
                           env={**clean, "PYTHONPATH": str(ROOT), **env})
 
 
-@pytest.mark.parametrize("lacks", ["the folder", "a file"])
+@pytest.mark.parametrize("lacks", ["the folder", "a file", "every file"])
 def test_nn_data_dir_without_the_files_is_one_line_and_no_run(tmp_path, lacks, data_dir):
     folder = tmp_path / "data"
-    if lacks == "a file":
+    if lacks != "the folder":
         (folder / "mnist").mkdir(parents=True)
+    if lacks == "a file":
         for name in TEST_FILES[:2]:
             (folder / name).write_bytes((data_dir / name).read_bytes())
     (tmp_path / "suite").mkdir()
     proc = run_pytest(tmp_path / "suite", {"NN_DATA_DIR": str(folder)})
     assert proc.returncode != 0 and "passed" not in proc.stdout
     lines = (proc.stdout + proc.stderr).strip().splitlines()
-    missing = TEST_FILES[2:] if lacks == "a file" else TEST_FILES
-    assert len(lines) == 1 and lines[0].startswith(
-        f"ERROR: NN_DATA_DIR={folder} lacks {', '.join(str(folder / n) for n in missing)}: fill it with "
-        f"`python scripts/fetch_data.py --data-dir {folder}`"), lines
+    why = {"the folder": f"{folder} does not exist", "a file": f"lacks {folder / TEST_FILES[2]}",
+           "every file": f"lacks {', '.join(str(folder / n) for n in TEST_FILES)}"}[lacks]
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: NN_DATA_DIR={folder}: {why}: fill it with "
+                                                   f"`dlfs-ch3 fetch-data --data-dir {folder}`"), lines
 
 
 def test_no_data_and_no_network_runs_the_rest_and_says_why_the_others_did_not_run(tmp_path):
@@ -120,6 +122,8 @@ def test_no_data_and_no_network_runs_the_rest_and_says_why_the_others_did_not_ru
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("1 passed, 1 deselected")
     (why,) = [line for line in proc.stdout.splitlines() if "not run" in line]
-    assert why.startswith("1 tests not run (deselected): they need MNIST's test set and the book's weights, and ")
-    assert why.endswith("Get them with `python scripts/fetch_data.py`, or set NN_DATA_DIR to a folder holding them "
+    assert why.startswith("1 tests not run (deselected): they need MNIST's test set and the book's weights, and "
+                          f"{tmp_path / 'cache' / 'dlfs-ch3'} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
+                          "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded.")
+    assert why.endswith("Get them with `dlfs-ch3 fetch-data`, or set NN_DATA_DIR to a folder holding them "
                         "(README: The data directory)")

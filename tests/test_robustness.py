@@ -1,21 +1,34 @@
-"""Every script as a user runs it against bad input: exit codes 0/1/2, one-line errors and warnings,
+"""Every command as a user runs it against bad input: exit codes 0/1/2, one-line errors and warnings,
 tracebacks only with --debug, and the output saying which data was hash-checked."""
 
 import gzip
 import pickle
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dlfs_ch3.cli import COMMANDS
+
 ROOT = Path(__file__).resolve().parents[1]
-# The scripts that take the data options: cli.py is their helpers; fetch_data.py only fills a folder;
-# run_notebook.py reads no data (tests/test_notebook.py); gpu_check.py takes no --weights or --images and
-# needs CUDA before anything (tests/test_gpu_check.py).
-SCRIPTS = sorted(p.name for p in (ROOT / "scripts").glob("*.py")
-                 if p.name not in ("cli.py", "fetch_data.py", "run_notebook.py", "gpu_check.py"))
+# The commands that take the data options (fetch-data only fills a folder, run-notebook reads no data,
+# gpu-check takes no --weights or --images), and the book's two scripts, which take them too.
+SCRIPTS = [c for c in COMMANDS if c not in ("fetch-data", "run-notebook", "gpu-check")] + [
+    "neuralnet_mnist.py", "neuralnet_mnist_batch.py"]
+
+
+def run(script, *args, run_command):
+    """A command (``dlfs-ch3 <name>``) or one of the book's scripts, in a fresh process."""
+    if script in COMMANDS:
+        return run_command(script, *args)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
 
@@ -34,32 +47,33 @@ def small_set(tmp_path_factory, test_set):
     return folder / "images.idx", folder / "labels.idx.gz"
 
 
-# --- exit code 2, one line, a traceback only with --debug: every script in scripts/ ----------------------
+# --- exit code 2, one line, a traceback only with --debug: every command ---------------------------------
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_script_gives_one_line_errors_and_a_traceback_only_with_debug(script, tmp_path, data_dir, run_script,
-                                                                             assert_one_line_error):
-    assert_one_line_error(run_script(script, "--no-such-option"), "unrecognized arguments: --no-such-option")
+def test_every_command_gives_one_line_errors_and_a_traceback_only_with_debug(script, tmp_path, data_dir,
+                                                                             run_command, assert_one_line_error):
+    assert_one_line_error(run(script, "--no-such-option", run_command=run_command),
+                          "unrecognized arguments: --no-such-option")
     missing = str(tmp_path / "missing.pkl")
-    assert_one_line_error(run_script(script, "--weights", missing), f"weights file not found: {missing}")
-    debug = run_script(script, "--weights", missing, "--debug")
+    assert_one_line_error(run(script, "--weights", missing, run_command=run_command), f"weights file not found: {missing}")
+    debug = run(script, "--weights", missing, "--debug", run_command=run_command)
     assert debug.returncode == 2 and "Traceback" in debug.stderr and "DataNotFoundError" in debug.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_script_names_a_damaged_images_file(script, tmp_path, small_set, run_script, assert_one_line_error):
+def test_every_command_names_a_damaged_images_file(script, tmp_path, small_set, run_command, assert_one_line_error):
     bad = tmp_path / "images.idx"
     bad.write_bytes(small_set[0].read_bytes()[:-1])
-    assert_one_line_error(run_script(script, "--images", str(bad), "--labels", str(small_set[1])),
+    assert_one_line_error(run(script, "--images", bad, "--labels", small_set[1], run_command=run_command),
                           f"{bad}: dimensions 300x28x28 of uint8 need 235200 bytes, but the file holds only 235199")
 
 
 # --- warnings are one line too -------------------------------------------------------------------------
 
-def test_float64_weights_are_converted_and_said_in_one_line(tmp_path, weights, small_set, run_script):
+def test_float64_weights_are_converted_and_said_in_one_line(tmp_path, weights, small_set, run_command):
     path = tmp_path / "w64.pkl"
     path.write_bytes(pickle.dumps({k: v.astype(np.float64) for k, v in weights.items()}))
-    proc = run_script("evaluate.py", "--backend", "numpy", "--weights", str(path),
+    proc = run_command("evaluate", "--backend", "numpy", "--weights", str(path),
                "--images", str(small_set[0]), "--labels", str(small_set[1]))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [f"warning: {path}: converted W1 float64, b1 float64, W2 float64, b2 float64, "
@@ -68,26 +82,26 @@ def test_float64_weights_are_converted_and_said_in_one_line(tmp_path, weights, s
 
 # --- what the output says about the data -----------------------------------------------------------------
 
-@pytest.mark.parametrize("script", ["evaluate.py", "parity_report.py"])
-def test_other_idx_files_are_structure_checked_only_and_say_so(script, small_set, run_script):
-    extra = ["--backend", "numpy"] if script == "evaluate.py" else ["--device", "cpu"]
-    proc = run_script(script, *extra, "--images", str(small_set[0]), "--labels", str(small_set[1]))
+@pytest.mark.parametrize("script", ["evaluate", "parity-report"])
+def test_other_idx_files_are_structure_checked_only_and_say_so(script, small_set, run_command):
+    extra = ["--backend", "numpy"] if script == "evaluate" else ["--device", "cpu"]
+    proc = run_command(script, *extra, "--images", str(small_set[0]), "--labels", str(small_set[1]))
     assert proc.returncode == 0, proc.stderr
     assert f"300 images from {small_set[0]} (hash unknown: structure checked only)" in proc.stdout
 
 
-def test_the_mnist_test_set_says_sha256_verified_only_when_it_was(tmp_path, data_dir, run_script):
+def test_the_mnist_test_set_says_sha256_verified_only_when_it_was(tmp_path, data_dir, run_command):
     (tmp_path / "mnist").mkdir()
     shutil.copyfile(data_dir / "sample_weight.pkl", tmp_path / "sample_weight.pkl")
     shutil.copyfile(data_dir / "mnist" / IMAGES, tmp_path / "mnist" / IMAGES)
     raw_labels = tmp_path / "mnist" / LABELS[:-3]
     raw_labels.write_bytes(gzip.decompress((data_dir / "mnist" / LABELS).read_bytes()))
-    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"10000 images from MNIST test set from {raw_labels} (hash unknown: structure checked only)" in proc.stdout
 
     shutil.copyfile(data_dir / "mnist" / LABELS, tmp_path / "mnist" / LABELS)  # the .gz, once present, is the one used
-    proc = run_script("evaluate.py", "--backend", "numpy", "--data-dir", tmp_path)
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "10000 images from MNIST test set (SHA-256 verified)" in proc.stdout
 
@@ -95,27 +109,27 @@ def test_the_mnist_test_set_says_sha256_verified_only_when_it_was(tmp_path, data
 # --- exit code 1, and devices, in process so torch can be patched ----------------------------------------
 
 def test_evaluate_exits_1_when_the_backends_disagree(monkeypatch, small_set, run_in_process):
-    import nn_torch.evaluate
+    import nn_torch
 
-    predict_labels = nn_torch.evaluate.predict_labels
+    predict_labels = nn_torch.predict_labels
 
     def one_wrong(*args, **kwargs):
         labels = predict_labels(*args, **kwargs)
         if len(labels) > 7:  # the warm-up call sees one image
             labels[7] = (labels[7] + 1) % 10
         return labels
-    monkeypatch.setattr(nn_torch.evaluate, "predict_labels", one_wrong)
-    code, out, _ = run_in_process("evaluate.py", "--device", "cpu", "--images", small_set[0], "--labels", small_set[1])
+    monkeypatch.setattr(nn_torch, "predict_labels", one_wrong)
+    code, out, _ = run_in_process("evaluate", "--device", "cpu", "--images", small_set[0], "--labels", small_set[1])
     assert code == 1 and "parity: FAILED, 1 of 300 predictions differ" in out
 
 
-@pytest.mark.parametrize("script", ["evaluate.py", "parity_report.py"])
+@pytest.mark.parametrize("script", ["evaluate", "parity-report"])
 def test_a_cuda_index_out_of_range_is_one_line(script, monkeypatch, small_set, run_in_process):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    extra = ["--backend", "torch"] if script == "evaluate.py" else []
+    extra = ["--backend", "torch"] if script == "evaluate" else []
     code, out, err = run_in_process(script, *extra, "--device", "cuda:2", "--images", small_set[0],
                                     "--labels", small_set[1])
     assert (code, out) == (2, "")

@@ -7,7 +7,7 @@ pytest.importorskip("torch", reason="the SGD comparison needs torch: pip install
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, data_dir):
-    code, out, err = run_in_process("sgd_steps.py", "--steps", "3", "--dtype", dtype, "--device", "cpu")
+    code, out, err = run_in_process("sgd-steps", "--steps", "3", "--dtype", dtype, "--device", "cpu")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[1].split() == ["step", "loss", "numpy", "loss", "torch", "acc", "numpy", "acc", "torch"]
@@ -21,7 +21,7 @@ def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, d
 
 def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data_dir):
     # lr 1e9 turns the one-ulp differences of step 1 into different weights at step 2
-    code, out, _ = run_in_process("sgd_steps.py", "--steps", "2", "--lr", "1e9", "--device", "cpu")
+    code, out, _ = run_in_process("sgd-steps", "--steps", "2", "--lr", "1e9", "--device", "cpu")
     assert code == 1
     assert out.splitlines()[-1].endswith("FAILED, the frameworks diverged")
 
@@ -34,12 +34,12 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data
     (["--device", "nonsense"], "unknown device 'nonsense'"),
 ])
 def test_bad_options_are_one_line_errors(args, message, run_in_process):
-    code, out, err = run_in_process("sgd_steps.py", *args)
+    code, out, err = run_in_process("sgd-steps", *args)
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
 
 
 def test_a_batch_larger_than_the_data_is_one_line_error(run_in_process, data_dir):
-    code, out, err = run_in_process("sgd_steps.py", "--batch-size", "10001")
+    code, out, err = run_in_process("sgd-steps", "--batch-size", "10001")
     assert code == 2
     assert err.count("\n") == 1 and "--batch-size 10001 is larger than the 10000 images" in err, err

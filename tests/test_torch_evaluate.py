@@ -8,7 +8,7 @@ import torch
 import nn_numpy
 import nn_torch
 import nn_torch.evaluate
-from nn_numpy.data.errors import InputShapeError
+from nn_numpy.errors import InputShapeError
 from nn_torch.device import DeviceError
 from nn_numpy.network import BOOK_ACCURACY
 from nn_torch import MnistNet, predict_labels, predict_proba
@@ -184,3 +184,32 @@ def test_one_image_at_a_time_equals_batched(dtype, device, weights, test_set):
         x = nn_torch.normalize(pixels, getattr(torch, dtype))
         single = torch.stack([model(img) for img in x])
         torch.testing.assert_close(single, model(x), **TOLERANCE[dtype])
+
+
+def test_a_model_with_its_own_forward_is_copied_to_another_dtype_never_changed(weights, test_images):
+    """Only a model that runs its own forward is moved to the dtype computed in: a copy, never the caller's."""
+    class Subclass(MnistNet):
+        def forward(self, x):
+            return super().forward(x)
+
+    model = Subclass.from_numpy(weights)
+    labels = predict_labels(model, test_images[:100], device="cpu", dtype=torch.float64)
+    assert model.fc1.weight.dtype == torch.float32 and model.fc3.bias.dtype == torch.float32
+    assert np.array_equal(labels, predict_labels(MnistNet.from_numpy(weights), test_images[:100], device="cpu"))
+
+
+@pytest.mark.cuda
+def test_a_real_cuda_out_of_memory_halves_the_batch_and_gives_the_cpus_labels(weights, test_images, capsys):
+    """1,000,000 images in one batch on a GPU held to 1 GiB: ~3.8 GB of float32 buffers must halve."""
+    if not torch.cuda.is_available():
+        pytest.skip(f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code")
+    model, images = MnistNet.from_numpy(weights), np.resize(test_images, (1_000_000, 784))
+    expected = np.resize(predict_labels(model, test_images, device="cpu"), 1_000_000)
+    torch.cuda.set_per_process_memory_fraction(2**30 / torch.cuda.get_device_properties(0).total_memory)
+    try:
+        labels = predict_labels(model, images, batch_size=len(images), device="cuda")
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    assert np.array_equal(labels, expected)
+    assert "out of memory: halving the batch to 500000 images and going on" in capsys.readouterr().err
