@@ -12,6 +12,7 @@ can be: the --json path, memory for --size).
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -120,32 +121,24 @@ def build_variants(names, weights, images):
 
 def check_before_run(args):
     """Refuse, in one line, what would otherwise fail only after minutes of work."""
-    need, available = args.size * 784, available_memory()
-    if available is not None and need > available:
-        raise NNError(f"--size {args.size}: its uint8 images alone need {need / 2**30:.1f} GiB, but only "
+    try:
+        with open("/proc/meminfo") as f:  # Linux: the memory the OS can still give
+            available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        available = None
+    if available is not None and args.size * 784 > available:
+        raise NNError(f"--size {args.size}: its uint8 images alone need {args.size * 784 / 2**30:.1f} GiB, but only "
                       f"{available / 2**30:.1f} GiB of memory is available")
-    if args.json in (None, "-"):
+    target = os.path.realpath(args.json or "-")
+    mode = os.stat(target).st_mode if args.json not in (None, "-") and os.path.exists(target) else 0
+    if args.json in (None, "-") or stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):  # nothing to check, or written through
         return
-    target = os.path.realpath(args.json)
-    mode = os.stat(target).st_mode if os.path.exists(target) else 0
-    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):  # written through
-        return
-    folder = os.path.dirname(target)
     if stat.S_ISDIR(mode):
         raise NNError(f"--json {args.json} is a folder: give a file path")
-    if not os.path.isdir(folder):
-        raise NNError(f"cannot write --json {args.json}: folder {folder} does not exist")
-    if not is_writable(folder):
-        raise NNError(f"cannot write --json {args.json}: folder {folder} is not writable")
-
-
-def available_memory():
-    """Bytes of memory the OS can still give (Linux MemAvailable); None if it cannot say."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        return None
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder) or not is_writable(folder):
+        raise NNError(f"cannot write --json {args.json}: folder {folder} "
+                      f"{'is not writable' if os.path.isdir(folder) else 'does not exist'}")
 
 
 def peak_rss_mb(reset=False):
@@ -198,8 +191,14 @@ def machine():
     info["numpy_blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                    gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+        if torch.cuda.is_available():
+            import subprocess
+
+            info["gpu"] = torch.cuda.get_device_name()
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                                capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
     return info
 
 

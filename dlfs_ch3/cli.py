@@ -1,9 +1,8 @@
 """The ``dlfs-ch3`` command, and what its subcommands share: data options, loading, one-line errors.
 
-Exit codes: 0 success, 1 a parity or accuracy failure, 2 bad input or environment (one line), 3 a bug
-(its traceback is shown), 130 interrupted (Ctrl-C), 129 and 143 hung up and terminated (SIGHUP,
-SIGTERM: the same cleanup as Ctrl-C), 141 stdout closed early (``| head``).
-Imports no torch: ``dlfs-ch3 evaluate --backend numpy`` never pays for it.
+Exit codes: 0 success, 1 a parity or accuracy failure, 2 bad input or environment (one line), 3 a bug (its
+traceback), 130 interrupted (Ctrl-C), 143 and 129 terminated or hung up (SIGTERM, SIGHUP: Ctrl-C's cleanup),
+141 stdout closed early (``| head``). Imports no torch: ``dlfs-ch3 evaluate --backend numpy`` never pays for it.
 """
 
 import argparse
@@ -37,16 +36,15 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def main(argv=None):
-    """``dlfs-ch3 <command> [options]``, as installed; ``python -m dlfs_ch3`` is the same."""
+    """``dlfs-ch3 <command> [options]``; ``python -m dlfs_ch3`` is the same."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--version"]:
         print(f"dlfs-ch3 {__version__}")
         sys.exit(EXIT_OK)
     if not argv or argv[0] in ("-h", "--help"):
-        width = max(map(len, COMMANDS))
-        print("usage: dlfs-ch3 <command> [options]   (dlfs-ch3 <command> --help for its options)\n\n"
-              "Chapter 3 of Deep Learning from Scratch in NumPy and PyTorch.\n\ncommands:\n"
-              + "".join(f"  {name:{width}}  {text}\n" for name, text in COMMANDS.items()))
+        print("usage: dlfs-ch3 <command> [options]   (dlfs-ch3 <command> --help for its options)\n\nChapter 3 of "
+              "Deep Learning from Scratch in NumPy and PyTorch.\n\ncommands:\n"
+              + "".join(f"  {name:13}  {text}\n" for name, text in COMMANDS.items()))
         sys.exit(EXIT_OK if argv else EXIT_BAD_INPUT)
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}: choose from {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
@@ -57,15 +55,15 @@ def main(argv=None):
 def run_command(name, argv=None):
     """Run the subcommand ``name`` with ``argv`` (default: the process's) and exit with its code."""
     if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
-        print(f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for "
-              "the CPU build)", file=sys.stderr)
+        print(f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the "
+              "CPU build)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     ArgumentParser.prog_name = f"dlfs-ch3 {name}"
     run_main(importlib.import_module(f"dlfs_ch3.{name.replace('-', '_')}").main, argv)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error and exit 2; the options parsed last are kept for the out-of-memory hint."""
+    """argparse with a one-line error and exit 2; the options parsed last feed the out-of-memory hint."""
 
     prog_name, options = None, frozenset()
 
@@ -93,11 +91,8 @@ def add_data_args(parser, inputs=True):
 
 
 def load_inputs(args):
-    """``(weights, images (N, 784) uint8, labels (N,) uint8, source)``, each file read once.
-
-    Every data-dir file that is absent and cannot be downloaded is named in one error; ``source`` says
-    where the images came from and whether their hash was checked.
-    """
+    """``(weights, images (N, 784) uint8, labels (N,) uint8, source)``, each file read once; the data dir's
+    absent files are named together in one error, and ``source`` says whether the images' hash was checked."""
     from nn_numpy.data.fetch import gather
     from nn_numpy.data.mnist import load_idx_dataset, load_split
     from nn_numpy.data.weights import load_weights
@@ -107,33 +102,19 @@ def load_inputs(args):
     weights, split = gather(lambda: load_weights(args.weights, data_dir=args.data_dir),
                             lambda: None if args.images else load_split("test", args.data_dir), data_dir=args.data_dir)
     if args.images:
-        images, labels = load_idx_dataset(args.images, args.labels, normalize=False)
-        source = f"{args.images} (hash unknown: structure checked only)"
+        (images, labels), source = load_idx_dataset(args.images, args.labels, normalize=False), args.images
     else:
         images, labels, by_hand = split
+        source = f"MNIST test set from {' and '.join(map(str, by_hand))}" if by_hand else "MNIST test set"
         images = images.reshape(len(images), -1)
-        source = (f"MNIST test set from {' and '.join(map(str, by_hand))} (hash unknown: structure checked only)" if by_hand
-                  else "MNIST test set (SHA-256 verified)")
     if len(images) == 0:
-        raise NNError(f"{source.split(' (')[0]} holds no images: nothing to evaluate")
-    return weights, images, labels, source
+        raise NNError(f"{source} holds no images: nothing to evaluate")
+    checked = "SHA-256 verified" if source == "MNIST test set" else "hash unknown: structure checked only"
+    return weights, images, labels, f"{source} ({checked})"
 
 
 def _is_out_of_memory(err):
     return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"  # torch's, by name
-
-
-def _describe(err):
-    text = " ".join(str(err).split())
-    if _is_out_of_memory(err):
-        smaller = [option for option in ("--size", "--batch-size") if option in ArgumentParser.options]
-        advice = f": try a smaller {' or '.join(smaller)}" if smaller else ""
-        return f"out of memory ({text or type(err).__name__}){advice}"
-    return text
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
@@ -148,10 +129,8 @@ def signals_as_interrupt():
 
     previous = {}
     for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        try:
+        with contextlib.suppress(ValueError, TypeError):  # not the main thread, or no SIGHUP here
             previous[signum] = signal.signal(signum, stop)
-        except (ValueError, TypeError):  # not the main thread, or no SIGHUP here
-            pass
     try:
         yield
     except Terminated as err:
@@ -168,7 +147,7 @@ def run_main(main, argv=None):
     :class:`NNError` (bad input or environment, raised on purpose) and running out of memory are one
     ``error: ...`` line and exit 2; any other exception is a bug: its traceback, exit 3.
     """
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    debug, code = "--debug" in (sys.argv[1:] if argv is None else argv), EXIT_BAD_INPUT
     ArgumentParser.options = frozenset()
     if sys.stdout is None:  # started with stdout closed (>&-)
         print("error: stdout is closed: run with it open, or send it to /dev/null", file=sys.stderr)
@@ -179,7 +158,8 @@ def run_main(main, argv=None):
     try:
         with signals_as_interrupt(), warnings.catch_warnings():
             if not debug:
-                warnings.showwarning = _one_line_warning
+                warnings.showwarning = lambda message, *_: print(f"warning: {' '.join(str(message).split())}",
+                                                                 file=sys.stderr)
             code = main(argv)
             sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
     except BrokenPipeError:
@@ -191,10 +171,13 @@ def run_main(main, argv=None):
             code = EXIT_BUG
         elif debug:
             traceback.print_exc()
-            code = EXIT_BAD_INPUT
         else:
-            print(f"error: {_describe(err)}", file=sys.stderr)
-            code = EXIT_BAD_INPUT
+            text = " ".join(str(err).split())
+            if _is_out_of_memory(err):
+                smaller = [option for option in ("--size", "--batch-size") if option in ArgumentParser.options]
+                text = f"out of memory ({text or type(err).__name__})" + (f": try a smaller {' or '.join(smaller)}"
+                                                                         if smaller else "")
+            print(f"error: {text}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
@@ -205,7 +188,7 @@ def run_main(main, argv=None):
 
 
 def _number(kind, minimum, words):
-    """An argparse type: a finite ``kind`` of at least ``minimum`` (exclusive for floats)."""
+    """An argparse type: a finite ``kind`` of at least ``minimum`` (above it, for floats)."""
     def parse(text):
         try:
             value = kind(text)
@@ -218,6 +201,5 @@ def _number(kind, minimum, words):
     return parse
 
 
-positive_int = _number(int, 1, "a positive integer")
-non_negative_int = _number(int, 0, "a non-negative integer")
+positive_int, non_negative_int = _number(int, 1, "a positive integer"), _number(int, 0, "a non-negative integer")
 positive_float = _number(float, 0, "a positive number")

@@ -57,23 +57,22 @@ def pytest_counts(stdout, _):
 def steps(args, tmp):
     """``[(name, argv, time limit in s, read(stdout, tmp) -> data)]``, in the order they run."""
     data = ["--data-dir", os.path.abspath(args.data_dir)] if args.data_dir else []
-    report = [sys.executable, "-m", "dlfs_ch3", "parity-report", "--device", args.device, "--exact", "--json", *data]
+    command = [sys.executable, "-m", "dlfs_ch3"]
+    report = command + ["parity-report", "--device", args.device, "--exact", "--json", *data]
     variants = "torch_cuda,torch_cuda_with_copy" if args.device.startswith("cuda") else "project_torch_cpu"
     read_json = lambda stdout, _: json.loads(stdout)  # noqa: E731
-
-    def bench(n, repeats):
-        return (f"bench_{n}", [sys.executable, "-m", "dlfs_ch3", "benchmark", "--size", str(n), "--repeats", str(repeats),
-                               "--variants", variants, "--json", os.path.join(tmp, f"bench_{n}.json"), *data],
-                90 if n == SMALL else 240, lambda _, folder: json.load(open(os.path.join(folder, f"bench_{n}.json"))))
     return [("tests", [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider",
                        os.path.join(ROOT, "tests"), os.path.join(ROOT, "parity_tests")], 180, pytest_counts),
             ("float32", report, 60, read_json), ("float64", report + ["--dtype", "float64"], 60, read_json),
             ("tf32", report + ["--tf32"], 60, read_json), ("emulate", report + ["--emulate", "tf32"], 60, read_json),
-            bench(SMALL, 50), bench(LARGE, 10)]
+            *((f"bench_{n}", command + ["benchmark", "--size", str(n), "--repeats", str(repeats), "--variants", variants,
+                                        "--json", os.path.join(tmp, f"bench_{n}.json"), *data], limit,
+               lambda _, folder, n=n: json.load(open(os.path.join(folder, f"bench_{n}.json"))))
+              for n, repeats, limit in ((SMALL, 50, 90), (LARGE, 10, 240)))]
 
 
 def run_steps(args):
-    """``{name: {"command", "rc", "seconds", "error", "data"}}``; a step without time or memory is not run."""
+    """``{name: {"command", "rc", "seconds", "error", "data"}}``; a step without time is not run."""
     done, deadline = {}, time.monotonic() + args.budget
     env = {**os.environ, **({"NN_DATA_DIR": os.path.abspath(args.data_dir)} if args.data_dir else {})}
     with tempfile.TemporaryDirectory(prefix="gpu-check.") as tmp:
@@ -81,26 +80,24 @@ def run_steps(args):
             shown = " ".join("python" if a == sys.executable else "$TMP" + a[len(tmp):] if a.startswith(tmp) else
                              "$DATA_DIR" if args.data_dir and a == os.path.abspath(args.data_dir) else
                              os.path.relpath(a, ROOT) if a.startswith(ROOT + os.sep) else a for a in argv)
-            left = int(deadline - time.monotonic())
-            why = ("--skip-large" if args.skip_large else None) if name == f"bench_{LARGE}" else None
-            why = why or (name == "tests" and not os.path.isdir(os.path.join(ROOT, "tests")) and "the tests are in a "
-                          "clone or the sdist") or (left < 15 and f"{max(left, 0)} s of the --budget {args.budget} s left")
-            result = done[name] = {"command": shown, "rc": None, "seconds": None, "error": None, "data": None}
+            limit = min(limit, int(deadline - time.monotonic()))
+            why = ("--skip-large" if args.skip_large and name == f"bench_{LARGE}" else
+                   "the tests are in a clone or the sdist" if name == "tests" and not os.path.isdir(argv[-1]) else
+                   f"{max(limit, 0)} s of the --budget {args.budget} s left" if limit < 15 else None)
+            result = done[name] = {"command": None if why else shown, "rc": None, "seconds": None,
+                                   "error": why and f"not run: {why}", "data": None}
             if why:
-                result.update(command=None, error=f"not run: {why}")
                 continue
-            print(f"{name}: up to {min(limit, left)} s ...", flush=True)
+            print(f"{name}: up to {limit} s ...", flush=True)
             start = time.perf_counter()
             try:
-                proc = subprocess.run(argv, capture_output=True, text=True, timeout=min(limit, left), env=env, cwd=ROOT)
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=limit, env=env, cwd=ROOT)
+                result.update(rc=proc.returncode, data=read(proc.stdout, tmp))
             except subprocess.TimeoutExpired:
-                result.update(seconds=round(time.perf_counter() - start), error=f"timed out after {min(limit, left)} s")
-                continue
-            result.update(rc=proc.returncode, seconds=round(time.perf_counter() - start, 1))
-            try:
-                result["data"] = read(proc.stdout, tmp)
+                result["error"] = f"timed out after {limit} s"
             except (OSError, ValueError) as err:
                 result["error"] = (proc.stderr.strip().splitlines() or [f"unreadable output: {err}"])[-1][:300]
+            result["seconds"] = round(time.perf_counter() - start, 1)
     return done
 
 
@@ -121,7 +118,6 @@ def judge(results):
     goals.append(("the test suite's cuda cases pass", *(
         (None, missing("tests")) if counts is None else (False, text) if counts.get("failed") or counts.get("error")
         else (None, f"not measured: no cuda case ran ({text})") if not counts.get("passed") else (True, text))))
-
     reports = {k: data(k) for k in ("float32", "float64")}
     bad = [f"{k}: {why}" for k, r in reports.items() if r for why in
            ([f"ran on {r['device']}"] if not r["device"].startswith("cuda") else [])
@@ -140,7 +136,6 @@ def judge(results):
         goals.append((f"{what} on cuda is named as reduced precision", *(
             (None, missing(name)) if r is None else (said["precision"]["torch"] == "tf32", "; ".join(said["beyond"])
                                                      or "no layer beyond its float32 bound: TF32 was not used"))))
-
     for n, variant, goal, met, figures in [
             (SMALL, "torch_cuda_with_copy", f"{SMALL:,} images end to end from host uint8 in at most {GOAL_MS:g} ms",
              lambda r: r["ms_median"] <= GOAL_MS, lambda r: f"median {r['ms_median']:.3f} ms, min {r['ms_min']:.3f} ms"),
@@ -194,13 +189,8 @@ def main(argv=None):
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise NNError(f"cannot write --out {out}: folder {os.path.dirname(os.path.abspath(out))} does not exist")
     start = time.monotonic()
-    try:
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=30).stdout.split("\n")[0] or None
-    except (OSError, subprocess.TimeoutExpired):
-        driver = None
     results = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-               "environment": {"device": str(device), **machine(), "cuda": torch.version.cuda, "driver": driver,
+               "environment": {"device": str(device), **machine(), "cuda": torch.version.cuda,
                                "python": platform.python_version()}, "steps": run_steps(args)}
     results["seconds"] = time.monotonic() - start
     goals = judge(results)

@@ -18,7 +18,6 @@ import json
 
 import numpy as np
 
-from nn_numpy.errors import NNError
 from nn_numpy.network import LAYER_OUTPUTS
 
 from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int
@@ -106,8 +105,6 @@ def against_exact(weights, images, sides, dtype, cache_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
-
     from nn_numpy import accuracy
     from nn_numpy.data.fetch import resolve_data_dir
     from nn_torch.device import check_dtype, resolve_device

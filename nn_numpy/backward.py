@@ -1,29 +1,22 @@
 """Backpropagation through the MNIST network by hand, as the book's chapter 5 does it.
 
-The loss is cross-entropy from the logits, ``logsumexp(a3) - a3[t]``, as ``F.cross_entropy``
-computes it: the book's ``-log(y + 1e-7)`` would bend the gradient away from ``(y - t) / N``.
-Every function keeps the input's float dtype.
+The loss is cross-entropy from the logits, ``logsumexp(a3) - a3[t]``, as ``F.cross_entropy`` computes it:
+the book's ``-log(y + 1e-7)`` would bend the gradient away from ``(y - t) / N``. Dtypes follow ``x``.
 """
 
 import numpy as np
 
 from .errors import InputShapeError
-from .network import LAYER_NAMES, check_input, check_network, forward_layers
+from .network import LAYER_NAMES, _forward, check_input, check_network
 
 
 def affine_backward(dout, x, W):
-    """Backward of ``out = x @ W + b``: ``dout (N, out), x (N, in), W (in, out) -> dx, dW, db``.
-
-    ``dx (N, in) = dout @ W.T``, ``dW (in, out) = x.T @ dout``, ``db (out,) = dout summed over N``.
-    """
+    """Backward of ``out = x @ W + b``: ``dout (N, out), x (N, in), W (in, out) -> dx, dW, db``."""
     return dout @ W.T, x.T @ dout, dout.sum(axis=0)
 
 
 def sigmoid_backward(dout, z):
-    """Backward of ``z = sigmoid(a)``: ``dout, z (N, D) -> da (N, D) = dout * z * (1 - z)``.
-
-    Uses the forward's output ``z``, as the book's ``Sigmoid`` layer keeps ``self.out``.
-    """
+    """Backward of ``z = sigmoid(a)`` from its output, as the book's ``Sigmoid`` keeps ``self.out``."""
     return dout * z * (1 - z)
 
 
@@ -47,32 +40,24 @@ def one_hot(t, n_classes, dtype):
 
 
 def softmax_with_loss(a3, t):
-    """Cross-entropy of softmax over a batch: ``a3 (N, K) logits, t (N, K) one-hot -> (loss, y, da3)``.
-
-    ``loss`` is a 0-d array, the mean over N of ``-sum(t * log_softmax(a3))``;
-    ``y (N, K)`` the probabilities; ``da3 (N, K) = (y - t) / N``, the book's
-    ``SoftmaxWithLoss.backward`` with ``dout = 1``.
-    """
-    n = a3.shape[0]
+    """``a3 (N, K) logits, t (N, K) one-hot -> (loss, y, da3)``: the mean cross-entropy, the probabilities,
+    and ``da3 = (y - t) / N``, the book's ``SoftmaxWithLoss.backward`` with ``dout = 1``."""
+    n = a3.dtype.type(a3.shape[0])
     shifted = a3 - a3.max(axis=1, keepdims=True)  # exp of at most 0: no overflow
     log_y = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     y = np.exp(log_y)
-    loss = -(t * log_y).sum() / a3.dtype.type(n)
-    return loss, y, (y - t) / a3.dtype.type(n)
+    return -(t * log_y).sum() / n, y, (y - t) / n
 
 
 def loss_and_gradients(network, x, t):
-    """Loss and its gradient for every weight: ``x (N, 784) float, t (N,) int or (N, 10) -> (loss, grads)``.
-
-    ``loss`` is a Python float; ``grads`` maps each key to an array of its weight's shape, in ``x.dtype``.
-    """
+    """``x (N, 784) float, t (N,) int or (N, 10) -> (loss, grads)``: a float, and each weight's gradient."""
     check_network(network)
     x = check_input(x, np.shape(network["W1"])[0])
     if x.ndim != 2 or x.shape[0] == 0:
         raise InputShapeError(f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {x.shape}")
     W1, W2, W3 = (np.asarray(network[k], dtype=x.dtype) for k in ("W1", "W2", "W3"))
     t = one_hot(check_targets(t, W3.shape[1], len(x)), W3.shape[1], x.dtype)
-    f = forward_layers(network, x)
+    f = _forward(network, x)
     loss, _, da3 = softmax_with_loss(f["a3"], t)
     dz2, dW3, db3 = affine_backward(da3, f["z2"], W3)
     da2 = sigmoid_backward(dz2, f["z2"])
@@ -82,43 +67,27 @@ def loss_and_gradients(network, x, t):
     return float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}
 
 
-def cross_entropy_loss(network, x, t):
-    """The loss alone, as a Python float: ``x (N, 784), t (N,) or (N, 10) -> float``."""
-    x = np.asarray(x)
-    t = one_hot(t, np.shape(network["W3"])[1], x.dtype)
-    return float(softmax_with_loss(forward_layers(network, x)["a3"], t)[0])
-
-
 def numerical_gradients(network, x, t, h=1e-4):
-    """Central differences, the book's chapter 4: ``(loss(w + h) - loss(w - h)) / 2h`` for every weight.
+    """The book's chapter 4: ``(loss(w + h) - loss(w - h)) / 2h`` for every weight, in ``x``'s dtype.
 
-    Same arguments and return shapes as :func:`loss_and_gradients`; the weights are
-    copied to ``x.dtype`` first, so use float64 ``x`` for a meaningful check.
-    Costs two forward passes per weight (90,720 for the MNIST net): use a small batch.
+    Two forward passes per weight (90,720 for the MNIST net): use a small float64 batch.
     """
     x = np.asarray(x)
     net = {k: np.array(network[k], dtype=x.dtype) for k in LAYER_NAMES}
-    t = one_hot(t, net["W3"].shape[1], x.dtype)  # once, not 90,720 times
-    grads = {}
-    for k in LAYER_NAMES:
-        w = net[k]
-        g = np.zeros_like(w)
+    t = one_hot(t, net["W3"].shape[1], x.dtype)
+    loss = lambda: float(softmax_with_loss(_forward(net, x)["a3"], t)[0])  # noqa: E731
+    grads = {k: np.zeros_like(w) for k, w in net.items()}
+    for k, w in net.items():
         for i in np.ndindex(w.shape):
             saved = w[i]
             w[i] = saved + h
-            up = cross_entropy_loss(net, x, t)
+            up = loss()
             w[i] = saved - h
-            down = cross_entropy_loss(net, x, t)
+            grads[k][i] = (up - loss()) / (2 * h)
             w[i] = saved
-            g[i] = (up - down) / (2 * h)
-        grads[k] = g
     return grads
 
 
 def sgd_step(network, grads, lr):
-    """One plain SGD step, ``W <- W - lr * dW``, as a new dict; ``network`` is left unchanged.
-
-    Each result keeps the dtype NumPy gives ``network[k] - lr * grads[k]``
-    (float32 weights and float32 gradients stay float32).
-    """
+    """One plain SGD step, ``W <- W - lr * dW``, as a new dict; ``network`` is left unchanged."""
     return {k: network[k] - lr * grads[k] for k in LAYER_NAMES}

@@ -1,7 +1,7 @@
 """Accuracy over a dataset: the book's one-image loop, and a batched path that streams chunks.
 
-Both take uint8 pixels or float32/float64 images, and compute in one dtype, by the same rule as
-:mod:`nn_torch`: ``dtype=None`` means the images' own float dtype (float32 for uint8 pixels).
+Both take uint8 pixels or float32/float64 images and compute in one dtype, by the rule :mod:`nn_torch`
+follows too: the ``dtype`` given, else the images' own float dtype, float32 for uint8 pixels.
 """
 
 import numpy as np
@@ -9,35 +9,31 @@ import numpy as np
 from .errors import InputShapeError
 from .network import LAYER_NAMES, check_network, predict
 
-# Images per chunk: its float32 pixels (6 MB) and activations stay in cache (docs/benchmarks.md).
-CHUNK = 2048
+CHUNK = 2048  # images per chunk: their float32 pixels (6 MB) and activations stay in cache
 
 
 def dtype_name(dtype):
     """A dtype's name however it is spelt: ``np.float64``, ``"float64"``, ``torch.float64``, ``float``."""
     text = str(dtype)
-    if text.startswith("torch."):
-        return text.removeprefix("torch.")
     try:
-        return np.dtype(dtype).name
+        return text.removeprefix("torch.") if text.startswith("torch.") else np.dtype(dtype).name
     except TypeError:
         return text
 
 
 def float_dtype(dtype):
-    """``"float32"`` or ``"float64"`` for any spelling of them; ValueError for anything else."""
-    name = dtype_name(dtype)
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, got {name}")
-    return name
+    """``"float32"`` or ``"float64"``, however spelt; ValueError for any other dtype."""
+    if dtype_name(dtype) not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype_name(dtype)}")
+    return dtype_name(dtype)
 
 
 def normalize(images, dtype=np.float32):
     """uint8 pixels -> ``dtype`` in [0, 1], divided by 255: each value the correctly rounded quotient."""
-    images, name = np.asarray(images), float_dtype(dtype)
+    images, dtype = np.asarray(images), float_dtype(dtype)
     if images.dtype != np.uint8:
         raise InputShapeError(f"expected uint8 pixels, got {images.dtype}")
-    return images.astype(name) / np.dtype(name).type(255)
+    return images.astype(dtype) / np.dtype(dtype).type(255)
 
 
 # The checks take names and shapes, not arrays, so that nn_torch refuses with the same words.
@@ -55,7 +51,6 @@ def check_batch_size(batch_size):
 
 
 def compute_dtype(dtype, image_dtype_name):
-    """The dtype rule: the ``dtype`` given, else the images' own float dtype, float32 for uint8."""
     if dtype is None:
         return "float32" if image_dtype_name == "uint8" else image_dtype_name
     return float_dtype(dtype)
@@ -69,18 +64,15 @@ def _checked(network, images, batch_size, dtype):
     return images, np.dtype(compute_dtype(dtype, images.dtype.name))
 
 
-def _as_float(x, dtype):
-    return normalize(x, dtype) if x.dtype == np.uint8 else x.astype(dtype, copy=False)
-
-
 def predict_labels_loop(network, images, dtype=None):
     """The book's first script: ``predict`` on one image at a time. ``(N, 784) -> (N,) int64``."""
     images, work = _checked(network, images, None, dtype)
-    return np.array([np.argmax(predict(network, _as_float(img, work))) for img in images], dtype=np.int64)
+    as_float = (lambda x: normalize(x, work)) if images.dtype == np.uint8 else (lambda x: x.astype(work, copy=False))
+    return np.array([np.argmax(predict(network, as_float(img))) for img in images], dtype=np.int64)
 
 
 def _sigmoid_(a):
-    """``1 / (1 + exp(-a))`` in place, no temporaries; exp may overflow to inf (result 0): call under errstate."""
+    """``1 / (1 + exp(-a))`` in place; exp may overflow to inf (result 0): call under errstate."""
     np.negative(a, out=a)
     np.exp(a, out=a)
     a += 1
@@ -104,8 +96,8 @@ def _logits_into(params, x, a1, a2, a3):
 def predict_labels(network, images, batch_size=None, dtype=None):
     """Batched argmax predictions: ``(N, 784) uint8 or float -> (N,) int64``.
 
-    Chunks of ``batch_size`` images (default :data:`CHUNK`) are cast into one reused buffer, so memory
-    stays at the dataset plus one chunk. Labels are the argmax of the logits: softmax is monotonic.
+    Chunks of ``batch_size`` images (default :data:`CHUNK`) are cast into one reused buffer, so memory stays
+    at the dataset plus one chunk. Labels are the argmax of the logits: softmax is monotonic.
     """
     images, work = _checked(network, images, batch_size, dtype)
     n, n_in = images.shape

@@ -61,7 +61,10 @@ def check_input(x, n_features):
 def forward_layers(network, x, output=softmax):
     """``{a1, z1, a2, z2, a3, y}`` of one forward pass, computed in ``x``'s dtype; ``y = output(a3)``."""
     check_network(network)
-    x = check_input(x, np.shape(network["W1"])[0])
+    return _forward(network, check_input(x, np.shape(network["W1"])[0]), output)
+
+
+def _forward(network, x, output=softmax):
     W1, b1, W2, b2, W3, b3 = (np.asarray(network[k], dtype=x.dtype) for k in LAYER_NAMES)
     a1 = np.dot(x, W1) + b1
     z1 = sigmoid(a1)

@@ -1,10 +1,10 @@
 """The data directory, and SHA-256-verified fetches of MNIST and the book's weights.
 
-:func:`fetch` gives the verified bytes of a pinned file: the file in the data dir is read once, its
-size checked before and its hash on the very bytes returned. An absent file is downloaded into
-memory, verified, then written atomically; one that fails is moved aside as
-``NAME.corrupt-<time>-<random>`` and fetched again. Only regular files are read or replaced. A mirror
-gets ``$NN_DOWNLOAD_TIMEOUT`` seconds for the whole request, headers and redirects included.
+:func:`fetch` gives the verified bytes of a pinned file: the file in the data dir is read once, its size
+checked before and its hash on the very bytes returned. An absent file is downloaded into memory, verified,
+then written atomically; one that fails is moved aside as ``NAME.corrupt-<time>-<random>`` and fetched
+again. Only regular files are read or replaced. A mirror gets ``$NN_DOWNLOAD_TIMEOUT`` seconds for the
+whole request, headers and redirects included.
 """
 
 import base64
@@ -29,19 +29,15 @@ FILES = {
     "mnist/t10k-labels-idx1-ubyte.gz": (4_542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     "sample_weight.pkl": (181_853, "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13"),
 }
-WEIGHTS = "sample_weight.pkl"
-TEST_SET = ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz")
-TRAIN_SET = ("mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz")
+WEIGHTS, TEST_SET, TRAIN_SET = "sample_weight.pkl", tuple(sorted(FILES)[:2]), tuple(sorted(FILES)[2:4])
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
                  "http://yann.lecun.com/exdb/mnist/")
 WEIGHTS_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch/raw/master/ch03/sample_weight.pkl"
-DEFAULT_TIMEOUT_S = 900  # the 9.9 MB training images take 10 min at 128 kbit/s
-READ_TIMEOUT_S = 30  # per connect and per read
-MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT_S, READ_TIMEOUT_S, MAX_REDIRECTS = 900, 30, 5  # 900 s: 9.9 MB at 128 kbit/s
 
 
 def resolve_data_dir(data_dir=None):
-    """``data_dir``, else ``$NN_DATA_DIR``, else the per-user cache ``dlfs-ch3``; a folder or nothing yet."""
+    """``data_dir``, else ``$NN_DATA_DIR``, else the per-user cache ``dlfs-ch3``: a folder, or nothing yet."""
     data_dir = data_dir or os.environ.get("NN_DATA_DIR") or None
     if data_dir is None:
         try:
@@ -73,7 +69,6 @@ def urls(name):
 
 
 def download_timeout():
-    """Seconds one file's request may take from one mirror: ``$NN_DOWNLOAD_TIMEOUT``, else 900."""
     text = os.environ.get("NN_DOWNLOAD_TIMEOUT", "").strip()
     try:
         seconds = float(text) if text else DEFAULT_TIMEOUT_S
@@ -152,15 +147,12 @@ def _read_verified(path, size, sha256):
 
 def _download(path, name, size, sha256):
     """The bytes of the first mirror giving the ``size`` bytes of ``sha256``, saved at ``path``."""
-    mirrors = urls(name)
+    mirrors, created, folder = urls(name), [], path.parent
     advice = (f"put the book's {WEIGHTS} in {path.parent} (or set NN_DATA_DIR / --data-dir, or pass --weights)"
-              if name == WEIGHTS else
-              f"put the MNIST files {', '.join(Path(n).name for n in TRAIN_SET + TEST_SET)} in {path.parent} "
-              "(or set NN_DATA_DIR / --data-dir)")
-    created = []  # the folders this download makes, deepest first
-    folder = path.parent
+              if name == WEIGHTS else f"put the MNIST files {', '.join(Path(n).name for n in TRAIN_SET + TEST_SET)} "
+              f"in {path.parent} (or set NN_DATA_DIR / --data-dir)")
     while not os.path.lexists(folder) and folder != folder.parent:
-        created.append(folder)
+        created.append(folder)  # the folders this download makes, deepest first
         folder = folder.parent
     if not is_writable(folder):
         raise DataNotFoundError(f"{path.name} is missing and cannot be saved in {folder} (read-only); {advice}", [name])
@@ -171,8 +163,7 @@ def _download(path, name, size, sha256):
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise _MirrorFailed("the bytes fail the SHA-256 check (an error page or a damaged copy?)")
         except _MirrorFailed as err:
-            more = "; trying the next" if i + 1 < len(mirrors) else ""
-            print(f"mirror {redact(url)} failed: {err}{more}", file=sys.stderr)
+            print(f"mirror {redact(url)} failed: {err}{'; trying the next' * (i + 1 < len(mirrors))}", file=sys.stderr)
             continue
         try:
             os.makedirs(path.parent, exist_ok=True)
@@ -189,8 +180,8 @@ def _download(path, name, size, sha256):
             raise
         print(f"downloaded {path} from {redact(url)} (SHA-256 verified)", file=sys.stderr)
         return data
-    raise DataNotFoundError(f"{path.name} is missing and could not be downloaded "
-                            f"({len(mirrors)} URL{'s' * (len(mirrors) > 1)} tried); {advice}", [name])
+    raise DataNotFoundError(f"{path.name} is missing and could not be downloaded ({len(mirrors)} URL"
+                            f"{'s' * (len(mirrors) > 1)} tried); {advice}", [name])
 
 
 class _MirrorFailed(Exception):
@@ -200,12 +191,11 @@ class _MirrorFailed(Exception):
 def _get(url, size, timeout, label):
     """``url``'s body, at most ``size`` bytes, within ``timeout`` seconds for the whole request.
 
-    The request runs in a thread the deadline can abandon: a mirror stalling anywhere (DNS, headers,
-    endless ``100 Continue``, redirects, a trickling body) costs the deadline, not more. At the
-    deadline its socket is shut down, which ends the thread's read, and the bytes stay in memory.
+    The request runs in a thread the deadline can abandon: a mirror stalling anywhere (DNS, headers, endless
+    ``100 Continue``, redirects, a trickling body) costs the deadline, not more. At the deadline the socket
+    is shut down, which ends the thread's read; nothing of it was written to disk.
     """
-    state = {"received": 0, "conn": None, "cancelled": False}
-    outcome = []
+    state, outcome = {"received": 0, "conn": None, "cancelled": False}, []
     worker = threading.Thread(target=lambda: outcome.append(_attempt(url, size, state)), daemon=True)
     deadline, bar, late = time.monotonic() + timeout, None, True
     worker.start()
@@ -222,8 +212,13 @@ def _get(url, size, timeout, label):
         if bar is not None:
             bar.close()
         if worker.is_alive():
+            import socket
+
             state["cancelled"] = True
-            _shut(state["conn"])
+            try:  # the plain socket's shutdown, not SSLSocket's, which would race the reading thread
+                socket.socket.shutdown(state["conn"].sock, socket.SHUT_RDWR)
+            except (AttributeError, TypeError, OSError):  # not connected yet
+                pass
     if late:
         raise _MirrorFailed(f"{state['received']:,} of {size:,} bytes after {timeout:g} s (NN_DOWNLOAD_TIMEOUT)")
     if isinstance(outcome[0], BaseException):
@@ -231,43 +226,43 @@ def _get(url, size, timeout, label):
     return outcome[0]
 
 
-def _shut(conn):
-    import socket
-
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        try:  # the plain socket's shutdown, not SSLSocket's, which would race the reading thread
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def _attempt(url, size, state):
-    """:func:`_request`'s bytes, or the reason this mirror failed as :class:`_MirrorFailed`."""
+    """:func:`_request`'s bytes, or why this mirror failed as :class:`_MirrorFailed`."""
     import http.client
 
     try:
         return _request(url, size, state)
     except _MirrorFailed as err:
         return err
-    except (OSError, http.client.HTTPException, ValueError) as err:  # refused, reset, TLS, a bad status line or URL
+    except (OSError, http.client.HTTPException, ValueError) as err:  # refused, reset, TLS, a bad status line
         return _MirrorFailed(one_line(getattr(err, "strerror", None) or err or type(err).__name__))
     except BaseException as err:  # a bug: the main thread raises it
         return err
 
 
 def _request(url, size, state):
+    import http.client
+    import ssl
+
     for _ in range(MAX_REDIRECTS + 1):
-        conn, target, headers = _connection(urllib.parse.urlsplit(url))
-        state["conn"] = conn
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise _MirrorFailed(f"not an http or https URL ({parts.scheme or 'no scheme'})")
+        conn = state["conn"] = (http.client.HTTPSConnection(parts.hostname, parts.port, timeout=READ_TIMEOUT_S,
+                                                            context=ssl.create_default_context())
+                                if parts.scheme == "https" else
+                                http.client.HTTPConnection(parts.hostname, parts.port, timeout=READ_TIMEOUT_S))
+        headers = {"User-Agent": "dlfs-ch3", "Accept-Encoding": "identity"}
+        if parts.username is not None:  # user:password@ in the URL: basic authentication, never printed
+            login = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
         try:
             if state["cancelled"]:
                 return b""
-            conn.request("GET", target, headers=headers)
+            conn.request("GET", (parts.path or "/") + ("?" + parts.query if parts.query else ""), headers=headers)
             response = conn.getresponse()
-            location = response.getheader("Location")
-            if response.status in (301, 302, 303, 307, 308) and location:
-                url = urllib.parse.urljoin(url, location)  # its body is never read
+            if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
+                url = urllib.parse.urljoin(url, response.getheader("Location"))  # its body is never read
                 continue
             if response.status != 200:
                 raise _MirrorFailed(f"HTTP {response.status} {response.reason}")
@@ -290,55 +285,20 @@ def _request(url, size, state):
     raise _MirrorFailed(f"more than {MAX_REDIRECTS} redirects")
 
 
-def _connection(parts):
-    """``(connection, request target, headers)`` for a URL, through the environment's proxy if it names one."""
-    import http.client
-    import ssl
-    import urllib.request
-
-    if parts.scheme not in ("http", "https"):
-        raise _MirrorFailed(f"not an http or https URL ({parts.scheme or 'no scheme'})")
-    headers = {"User-Agent": "dlfs-ch3", "Accept-Encoding": "identity", **_basic("Authorization", parts)}
-    https = parts.scheme == "https"
-    options = {"timeout": READ_TIMEOUT_S, **({"context": ssl.create_default_context()} if https else {})}
-    kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
-    target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    proxy = urllib.request.getproxies().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.hostname):
-        return kind(parts.hostname, parts.port, **options), target, headers
-    via = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    if https:  # a CONNECT tunnel through the proxy
-        conn = kind(via.hostname, via.port or 8080, **options)
-        conn.set_tunnel(parts.hostname, parts.port, headers=_basic("Proxy-Authorization", via))
-        return conn, target, headers
-    plain = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
-    return http.client.HTTPConnection(via.hostname, via.port or 8080, timeout=READ_TIMEOUT_S), plain, \
-        {**headers, **_basic("Proxy-Authorization", via)}
-
-
-def _basic(header, parts):
-    """``{header: "Basic ..."}`` for a URL's ``user:password@``, else ``{}``."""
-    if parts.username is None:
-        return {}
-    credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-    return {header: "Basic " + base64.b64encode(credentials.encode()).decode()}
-
-
 def redact(url):
-    """``url`` with any ``user:password@`` shown as ``***@``: messages never print credentials."""
+    """``url`` with any ``user:password@`` shown as ``***@``."""
     return re.sub(r"(?<=://)[^/@]*@", "***@", url)
 
 
 # A killed run's atomic writes (files.atomic_write) leave <name>.<pid>.<random>.tmp; <name> is one of ours.
-_OWN = r"(?:(?:t10k|train)-(?:images-idx3|labels-idx1)-ubyte(?:\.gz|\.[0-9a-f]{16}\.npy)|sample_weight\.pkl" \
-       r"|exact-[0-9a-f]{16}-[0-9a-f]{16}\.npy)"
-_LEFTOVER = re.compile(rf"{_OWN}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}\.tmp")
+_LEFTOVER = re.compile(r"(?:(?:t10k|train)-(?:images-idx3|labels-idx1)-ubyte(?:\.gz|\.[0-9a-f]{16}\.npy)"
+                       r"|sample_weight\.pkl|exact-[0-9a-f]{16}-[0-9a-f]{16}\.npy)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp")
 
 
 def remove_stale_leftovers(folder):
-    """Delete what killed runs of this project left in ``folder``, by name, once their pid is gone.
+    """Delete what killed runs of this project left in ``folder``, by name, once their pid is gone; their names.
 
-    Returns the names removed. A read-only folder is left alone, and nothing here ever fails a run.
+    A read-only folder is left alone, and nothing here ever fails a run.
     """
     removed = []
     try:

@@ -1,17 +1,12 @@
-"""The network's weights: load a pickle without running its code, validate, and save/load ``.npz``.
+"""The network's weights: a pickle loaded without running its code, validated, and ``.npz`` both ways.
 
-A weights dict is ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}``
-of C-contiguous float32, ``W`` laid out ``(in, out)`` as in the book (``x @ W + b``).
-
-Pickles go through :class:`RestrictedUnpickler`, the idea behind torch's ``weights_only=True``:
-the pickle may name only NumPy's array reconstructors, and even those it gets as stand-ins
-that check their arguments and build plain numeric arrays from raw bytes. It never touches a
-real ``numpy.ndarray`` or ``numpy.dtype``, so it can neither set their state nor call them.
+Pickles go through :class:`RestrictedUnpickler`, the idea behind torch's ``weights_only=True``: the pickle
+may name only NumPy's array reconstructors, and gets them as stand-ins that check their arguments and
+build plain numeric arrays from raw bytes; it never touches a real ``numpy.ndarray`` or ``numpy.dtype``.
 """
 
 import io
 import math
-import os
 import pickle
 import pickletools
 import reprlib
@@ -25,25 +20,20 @@ from ..errors import DataNotFoundError, UnsafePickleError, WeightsError
 from ..network import LAYER_NAMES, MNIST_SHAPES, check_keys
 from .files import atomic_write, read_npy, read_regular
 
-# np.load treats both as .npz; deciding by content means a renamed file still loads the safe way.
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-
-# Plain numbers only: "O8" (objects), "V" (structs, which can hold object fields) and strings never load.
-# Integers and complex load so that validate_weights can name the wrong dtype.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # told by content: a renamed .npz still loads the safe way
+# Plain numbers only: objects ("O8"), structs ("V") and strings never load; integers and complex load so that
+# validate_weights can name the wrong dtype.
 _NUMERIC_SPECS = {"b1", *(kind + size for kind in "iu" for size in "1248"), "f2", "f4", "f8", "c8", "c16"}
-
-# More than any weights file of these shapes can be, even float64 in pickle protocol 0.
-MAX_BYTES = 16 << 20
-# The largest integer a weights pickle needs: array sizes and dimensions fit in NumPy's intp.
-# Anything larger is refused before any arithmetic: a product of thousands of 14,000-bit
-# "dimensions" takes minutes. NumPy 2 allows at most 64 dimensions (1.x: 32).
+MAX_BYTES = 16 << 20  # more than any weights file of these shapes can be, even float64 in pickle protocol 0
+# Sizes and dimensions fit in intp; a larger integer is refused before any arithmetic (thousands of 14,000-bit
+# "dimensions" took minutes of math.prod). NumPy 2 allows at most 64 dimensions.
 _MAX_INT, _MAX_NDIM = 2**63 - 1, 64
 
 
 class _Repr(reprlib.Repr):
-    """Error messages quote values from an untrusted file: one short line, whatever the nesting or size."""
+    """Messages quote an untrusted file's values in one short line, whatever their nesting or size."""
 
-    def repr_int(self, x, level):  # str() of a 5,000-digit int raises ValueError, and is slow long before
+    def repr_int(self, x, level):  # str() of a 5,000-digit int raises ValueError
         return repr(x) if abs(x) <= _MAX_INT else f"<{x.bit_length()}-bit integer>"
 
 
@@ -52,7 +42,7 @@ _repr.maxstring = _repr.maxother = 120
 
 
 class _Dtype:
-    """What ``numpy.dtype(spec, align, copy)`` gives the pickle: a plain numeric dtype it can only byte-swap."""
+    """What ``numpy.dtype(spec, ...)`` gives the pickle: a plain numeric dtype it can only byte-swap."""
 
     def __init__(self, spec):
         if not isinstance(spec, str) or spec not in _NUMERIC_SPECS:
@@ -61,8 +51,7 @@ class _Dtype:
         self.dtype = np.dtype(spec)
 
     def __setstate__(self, state):
-        # NumPy writes (3, byteorder, None, None, None, -1, -1, 0) for every dtype in _NUMERIC_SPECS;
-        # anything else would add fields, subarrays or flags.
+        # NumPy writes (3, byteorder, None, None, None, -1, -1, 0) for these; anything else adds fields or flags
         if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
                 and state[1] in ("<", ">", "|", "=") and state[2:] == (None, None, None, -1, -1, 0)):
             raise UnsafePickleError(f"dtype state {_repr.repr(state)} refused: only a byte order may be set")
@@ -86,7 +75,7 @@ class _Array:
 
 
 def _array_from_bytes(data, dtype, shape, order):
-    """``bytes, _Dtype, shape, "C"|"F" -> ndarray`` viewing ``data``; its size must match exactly."""
+    """An ndarray viewing ``data``, whose size must be exactly the shape's."""
     if not isinstance(dtype, _Dtype):
         raise UnsafePickleError(f"array dtype must come from numpy.dtype, found {type(dtype).__name__}")
     if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM and all(type(n) is int and 0 <= n <= _MAX_INT
@@ -102,8 +91,8 @@ def _array_from_bytes(data, dtype, shape, order):
 
 
 def _reconstruct(subtype, *_placeholders):
-    # NumPy pickles _reconstruct(ndarray, (0,), b"b") then BUILD; the real shape and dtype come with BUILD.
-    # Any other subtype (np.matrix, np.memmap, a dtype...) would run that class's code, so it is refused.
+    # NumPy pickles _reconstruct(ndarray, (0,), b"b"), then BUILD with the real state; another subtype
+    # (np.matrix, np.memmap, ...) would run that class's code
     if subtype is not _ALLOWED["numpy", "ndarray"]:
         raise UnsafePickleError(f"_reconstruct's first argument must be numpy.ndarray, found {_name(subtype)}")
     return _Array()
@@ -174,13 +163,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _check_opcodes(data):
-    """Walk the opcodes without building anything, before the C unpickler sizes its buffers from them.
-
-    pickletools checks every count against the bytes present, so a forged length cannot make CPython
-    allocate terabytes first. And CPython sizes its memo table by the largest index: a 9-byte pickle
-    with ``LONG_BINPUT 2**29`` would take 8 GB. A pickler numbers memo slots from 0, one per opcode at most.
-    Integers beyond :data:`_MAX_INT` are refused here, before anything computes with them.
-    """
+    """Walk the opcodes before the C unpickler sizes buffers from them: pickletools checks every count
+    against the bytes present, and a memo index beyond the opcode's position (a 9-byte pickle with
+    ``LONG_BINPUT 2**29`` took 8 GB) or an integer beyond :data:`_MAX_INT` is refused."""
     for position, (op, arg, _) in enumerate(pickletools.genops(data)):
         if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > position:
             raise UnsafePickleError(f"memo index {arg} at opcode {position} refused: picklers number them from 0")
@@ -190,16 +175,12 @@ def _check_opcodes(data):
 
 
 def safe_load_pickle(file_or_bytes, source="pickle"):
-    """A pickled ``dict[str, ndarray]`` -> that dict, arrays of any plain numeric dtype and shape, not validated.
-
-    ``file_or_bytes`` is bytes or a binary file. Arrays may be read-only views of the pickle's bytes.
-    Raises UnsafePickleError for anything outside the allow-list and WeightsError for anything else wrong.
-    """
+    """A pickled ``dict[str, ndarray]`` of plain numeric arrays (read-only views, not validated), from bytes or
+    a binary file; UnsafePickleError for anything outside the allow-list, WeightsError for anything else."""
     data = bytes(file_or_bytes) if isinstance(file_or_bytes, (bytes, bytearray, memoryview)) else file_or_bytes.read()
     try:
         with warnings.catch_warnings():
-            # CPython only warns on a STRING opcode with a bad escape; refuse it like any other bad byte
-            warnings.simplefilter("error", DeprecationWarning)
+            warnings.simplefilter("error", DeprecationWarning)  # a STRING with a bad escape only warns
             _check_opcodes(data)
             obj = RestrictedUnpickler(io.BytesIO(data)).load()
     except WeightsError as err:
@@ -228,11 +209,8 @@ def _first_line(err):
 
 
 def validate_weights(weights, source="weights"):
-    """The MNIST network's ``{W1..b3}`` -> a new dict of C-contiguous float32 arrays, in LAYER_NAMES order.
-
-    Other floating dtypes (float64) are converted and a UserWarning says so. Every error is a
-    WeightsError naming ``source``, the key, the expected value and the value found.
-    """
+    """The MNIST network's weights -> a new dict of C-contiguous float32 arrays; float64 is converted with a
+    UserWarning. Every error is a WeightsError naming ``source``, the key, the expected and the found."""
     if not isinstance(weights, dict):
         raise WeightsError(f"{source}: expected a dict of arrays, found {_name(weights)}")
     check_keys(weights, source)
@@ -271,8 +249,8 @@ def _read_bytes(path):
 
 
 def _npz_arrays(data, source):
-    """``{key: array}`` of a ``.npz`` whose member names are the weights' keys, each read only once its
-    header declares the expected shape: an extra member or a W1 declaring gigabytes is never decompressed."""
+    """``{key: array}`` of a ``.npz``, each member read only once its name and header are right: an extra
+    member or a W1 declaring gigabytes is never decompressed."""
     def expected_shape(key):
         def check(shape, fortran_order, dtype):
             if dtype.kind not in "biufc":  # as the unpickler's _Dtype: the only kinds validate_weights can name
@@ -303,11 +281,8 @@ def _npz_arrays(data, source):
 
 
 def load_weights(source=None, data_dir=None):
-    """Validated ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` float32.
-
-    ``source`` is a path, the file's bytes, or None for the book's verified ``sample_weight.pkl`` from
-    ``data_dir`` (downloaded if absent). A zip loads as ``.npz``; anything else as a restricted pickle.
-    """
+    """Validated ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` float32 from a
+    path, bytes, or None: the book's verified ``sample_weight.pkl`` from ``data_dir``, downloaded if absent."""
     if source is None:
         from .fetch import WEIGHTS, fetch, resolve_data_dir  # the download machinery only when it is needed
         data, source = fetch(WEIGHTS, data_dir), resolve_data_dir(data_dir) / WEIGHTS
@@ -329,10 +304,7 @@ def load_npz(path):
 
 
 def save_npz(weights, path):
-    """Validate ``weights`` and write them to ``path`` as ``.npz``, atomically: the old file or the new, never half.
-
-    A write that fails (no such folder, disk full, no permission) is an :class:`NNError` naming ``path``.
-    """
+    """Validate ``weights`` and write them to ``path`` as ``.npz``, atomically; a failure is one NNError line."""
     weights = validate_weights(weights, source=f"weights to save to {path}")
     with atomic_write(path, "wb", what=f"save weights to {path}") as file:
         np.savez(file, **weights)
