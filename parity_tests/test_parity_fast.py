@@ -20,7 +20,7 @@ from nn_numpy import exact
 from nn_torch.parity import TOLERANCE, assert_parity
 
 DTYPES = ["float32", "float64"]
-BATCH_SIZES = [1, 7, 100, 4096, None]
+BATCH_SIZES = [pytest.param(1, marks=pytest.mark.slow), 7, 100, 4096, None]
 
 
 def assert_same_labels(stage, ours, reference):

@@ -33,6 +33,7 @@ def assert_gradients_match(analytic, numerical):
         np.testing.assert_allclose(analytic[k], numerical[k], rtol=0, atol=atol, err_msg=k)
 
 
+@pytest.mark.slow
 def test_gradients_match_central_differences_on_mnist(weights, test_images, test_labels):
     x, t = normalize(test_images[:3], np.float64), test_labels[:3]
     loss, grads = loss_and_gradients(weights, x, t)

@@ -22,6 +22,7 @@ def reference_accuracy(weights, test_images, test_labels, n):
     return nn_numpy.accuracy(np.resize(pred, n), np.resize(test_labels, n))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size, variants", [(2000, None), (12000, "project_numpy,project_torch_cpu,onnxruntime")])
 def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, size, variants, run_command):
     out = tmp_path / "bench.json"
@@ -47,6 +48,7 @@ def test_json_rows_and_accuracies(tmp_path, weights, test_images, test_labels, s
     assert f"{size} images" in proc.stdout and "compute bound" in proc.stdout
 
 
+@pytest.mark.slow
 def test_full_test_set_scores_the_books_accuracy(tmp_path, data_dir, run_command):
     out = tmp_path / "bench.json"
     proc = run_command("benchmark", "--repeats", "1", "--variants", "project_numpy,numpy_plain", "--json", out)
@@ -72,6 +74,7 @@ def test_bad_arguments_are_one_line_and_exit_2(args, text, run_command, assert_o
     assert_one_line_error(run_command("benchmark", *args), text)
 
 
+@pytest.mark.slow
 def test_no_variant_able_to_run_is_one_line_and_exit_2(data_dir, run_command):
     proc = run_command("benchmark", "--variants", "torch_cuda,torch_cuda_with_copy", "--size", 100,
                       env={"CUDA_VISIBLE_DEVICES": ""})

@@ -25,6 +25,7 @@ def test_fast_labels_are_the_references(dtype, batch_size, weights, test_set, nu
         assert differ.size == 0, f"{name} images, batch {batch_size}: {differ.size} labels differ, first {differ[:10]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_image_at_a_time_lies_within_the_proven_bound_as_batches_do(dtype, weights, test_set, exact_layers):
     """All 10,000 images, one ``predict`` call each: a one-row BLAS call rounds differently from a batched

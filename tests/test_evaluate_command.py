@@ -71,6 +71,7 @@ def test_other_idx_files_are_evaluated_with_structure_checks_only(data_dir, run_
     assert "structure checked only" in out["source"] and out["results"][0]["accuracy"] == 0.9352
 
 
+@pytest.mark.slow
 def test_both_backends_side_by_side_agree(data_dir, run_command):
     proc = run_command("evaluate", "--json", "--device", "cpu", "--batch-size", "500")
     assert proc.returncode == 0, proc.stderr

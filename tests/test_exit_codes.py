@@ -120,6 +120,7 @@ def test_benchmark_json_dash_writes_json_alone_to_stdout(run_command, small_idx)
     assert "project_numpy" in proc.stderr  # the table went to stderr
 
 
+@pytest.mark.slow
 def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, tmp_path):
     fifo = tmp_path / "results"
     os.mkfifo(fifo)
@@ -133,6 +134,7 @@ def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, t
     assert os.listdir(tmp_path) == ["results"]
 
 
+@pytest.mark.slow
 def test_benchmark_json_through_a_symlink_updates_its_target(run_command, small_idx, tmp_path):
     target, link = tmp_path / "run1.json", tmp_path / "latest.json"
     target.write_text("old")

@@ -92,7 +92,8 @@ def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_on
                                                                                  "4,542 bytes announced"),
     ("wrong", "SHA-256"), ("endless", "it sent more than the file's 4,542 bytes"),
     ("oversized", "it announces 9,084 bytes; the file has 4,542"), ("badlength", "an invalid length, '²'"),
-    ("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)"), ("auth", "HTTP 401 Unauthorized")])
+    pytest.param("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)", marks=pytest.mark.slow),
+    ("auth", "HTTP 401 Unauthorized")])
 def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, monkeypatch, capsys, behaviour,
                                                               reason, data_dir):
     bad = refused_url() if behaviour == "refused" else server.url(behaviour)
@@ -103,6 +104,7 @@ def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, 
     assert listing(tmp_path / "mnist") == [Path(LABELS).name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour", SLOW)
 def test_the_deadline_covers_the_whole_request(tmp_path, data_dir, monkeypatch, capsys, behaviour):
     """Headers a byte a second, endless ``100 Continue``, redirects one a second, a trickling body: each costs
@@ -411,6 +413,7 @@ print(hashlib.sha256(fetch("mnist/t10k-images-idx3-ubyte.gz", sys.argv[1])).hexd
 """
 
 
+@pytest.mark.slow
 def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, data_dir):
     (tmp_path / "mnist").mkdir()
     (tmp_path / IMAGES).write_bytes((data_dir / IMAGES).read_bytes()[:-1] + b"x")  # the right size, the wrong hash

@@ -36,6 +36,7 @@ def written(tmp_path_factory, load_command, data_dir):
     return figures, out, done.value.code, stdout.getvalue()
 
 
+@pytest.mark.slow
 def test_every_figure_is_a_png_of_its_stated_size(written):
     figures, out, code, _ = written
     assert code == 0
@@ -46,6 +47,7 @@ def test_every_figure_is_a_png_of_its_stated_size(written):
         assert len(data) > 20_000, f"{name} is nearly empty"
 
 
+@pytest.mark.slow
 def test_the_output_folder_is_named_when_done(written):
     figures, out, _, stdout = written
     assert stdout == f"wrote {len(figures.FIGURES)} figures to {out}\n"

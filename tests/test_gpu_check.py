@@ -120,6 +120,7 @@ def test_every_command_is_accepted_by_its_own_parser(gpu_check, load_command, tm
     assert "--tf32" in flags["tf32"] and ["--emulate", "tf32"] == flags["emulate"][-2:] and "--exact" in flags["float64"]
 
 
+@pytest.mark.slow
 def test_real_outputs_of_the_steps_are_read(gpu_check, run_in_process, tmp_path, data_dir):
     """parity-report's and benchmark's real output, on cpu, through the goals: TF32 does nothing on a CPU."""
     code, out, _ = run_in_process("parity-report", "--device", "cpu", "--exact", "--json", "--tf32")
@@ -151,6 +152,7 @@ def test_pytest_summary_is_read(gpu_check, pytest_line, counts):
     assert gpu_check.pytest_counts(f"....\nshort test summary info\n{pytest_line}\n", None) == counts
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA exit cannot occur")
 def test_without_cuda_exit_2_with_one_line_naming_only_options_it_has(run_command, assert_one_line_error, tmp_path):
     out = tmp_path / "gpu.md"

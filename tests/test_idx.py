@@ -124,6 +124,7 @@ def damaged(images_raw, labels_raw, images_gz):
     }
 
 
+@pytest.mark.slow
 def test_every_damage_kind_is_data_corrupted_naming_the_file(tmp_path, images_raw, labels_raw, images_gz):
     for kind, (data, says) in damaged(images_raw, labels_raw, images_gz).items():
         path = write(tmp_path, "t10k-damaged-idx-ubyte.gz", data)

@@ -51,6 +51,7 @@ def listing(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code,line", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up"),
                                               (signal.SIGINT, 130, "interrupted")])
 def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(weights_only, server, signum, code, line):
@@ -75,6 +76,7 @@ def killed_writer(path):
     return proc.pid
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_the_next_run(weights_only, server):
     folder = weights_only / "mnist"
     server.requests.clear()

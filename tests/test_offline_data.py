@@ -53,6 +53,7 @@ def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_netwo
         "the file by hand"), proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["-m", "dlfs_ch3", "evaluate"], [str(ROOT / "scripts" / "neuralnet_mnist.py")]])
 def test_missing_data_names_every_file_the_command_needs_at_once(command, tmp_path, no_network):
     proc = subprocess.run([sys.executable, *command, "--data-dir", str(tmp_path)], capture_output=True, text=True,
@@ -96,6 +97,7 @@ def run_pytest(folder, env):
                           env={**clean, "PYTHONPATH": str(ROOT), **env})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lacks", ["the folder", "a file", "every file"])
 def test_nn_data_dir_without_the_files_is_one_line_and_no_run(tmp_path, lacks, data_dir):
     folder = tmp_path / "data"
@@ -114,6 +116,7 @@ def test_nn_data_dir_without_the_files_is_one_line_and_no_run(tmp_path, lacks, d
                                                    f"`dlfs-ch3 fetch-data --data-dir {folder}`"), lines
 
 
+@pytest.mark.slow
 def test_no_data_and_no_network_runs_the_rest_and_says_why_the_others_did_not_run(tmp_path):
     url = refused_url()
     (tmp_path / "suite").mkdir()

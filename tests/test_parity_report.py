@@ -24,6 +24,17 @@ def small_set(tmp_path_factory, test_set):
     return ["--images", folder / "images.idx", "--labels", folder / "labels.idx"], test_set[0][rows]
 
 
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory, data_dir):
+    """``["--data-dir", folder]``: the data through links, in a folder where --exact may cache its reference
+    (the shared data dir is read-only in CI): computed once for the whole module, not once per run."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "mnist").mkdir()
+    for name in ("sample_weight.pkl", "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(data_dir / name)
+    return ["--data-dir", folder]
+
+
 def report(run_in_process, *args):
     code, out, err = run_in_process("parity-report", "--device", "cpu", "--json", *args)
     assert len(out.splitlines()) == 1, err
@@ -41,9 +52,10 @@ def test_json_is_one_object_with_per_layer_figures(data_dir, run_in_process):
     assert 0 < r["min_top2_margin"]["numpy"] < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_exact_gives_six_figures_per_side_and_layer_every_ratio_within_its_bound(data_dir, run_in_process, dtype):
-    code, r = report(run_in_process, "--exact", "--dtype", dtype)
+def test_exact_gives_six_figures_per_side_and_layer_every_ratio_within_its_bound(cached, run_in_process, dtype):
+    code, r = report(run_in_process, "--exact", "--dtype", dtype, *cached)
     assert code == 0 and r["exact_verdict"] == {"ok": True, "precision": {"numpy": dtype, "torch": dtype}, "beyond": []}
     assert list(r["exact"]) == ["numpy", "torch"] and list(r["closer"]) == list(LAYER_OUTPUTS)
     for side in r["exact"].values():
@@ -52,9 +64,10 @@ def test_exact_gives_six_figures_per_side_and_layer_every_ratio_within_its_bound
             assert set(f) == FIGURES and 0 <= f["max_error_over_bound"] <= 1 and f["ulp_median"] <= f["ulp_p99"] <= f["ulp_max"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, name", [("tf32", "TF32"), ("bf16", "bfloat16")])
-def test_emulated_reduced_precision_is_caught_and_named(data_dir, run_in_process, fmt, name):
-    code, out, err = run_in_process("parity-report", "--device", "cpu", "--exact", "--emulate", fmt)
+def test_emulated_reduced_precision_is_caught_and_named(cached, run_in_process, fmt, name):
+    code, out, err = run_in_process("parity-report", "--device", "cpu", "--exact", "--emulate", fmt, *cached)
     last = out.splitlines()[-1]
     assert code == 1 and last.startswith("exact: FAILED: torch a1 is ") and "x its float32 bound" in last
     assert last.endswith(f"its matmuls ran in reduced precision ({name})") and "numpy" not in last
@@ -129,6 +142,7 @@ def test_bad_input_exits_2_with_one_line(args, message, run_in_process, data_dir
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")
 def test_debug_shows_the_traceback(run_command):
     result = run_command("parity-report", "--device", "cuda", "--debug")

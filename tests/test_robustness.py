@@ -51,21 +51,33 @@ def small_set(tmp_path_factory, test_set):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_command_gives_one_line_errors_and_a_traceback_only_with_debug(script, tmp_path, data_dir,
-                                                                             run_command, assert_one_line_error):
-    assert_one_line_error(run(script, "--no-such-option", run_command=run_command),
-                          "unrecognized arguments: --no-such-option")
+                                                                             run_in_process, run_command):
+    """In process for the commands (one of them also as a fresh process), as a fresh process for the book's."""
+    def run(*args):
+        if script not in COMMANDS:
+            return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
+                                  capture_output=True, text=True, timeout=300)
+        code, out, err = run_in_process(script, *args)
+        return subprocess.CompletedProcess(args, code, out, err)
     missing = str(tmp_path / "missing.pkl")
-    assert_one_line_error(run(script, "--weights", missing, run_command=run_command), f"weights file not found: {missing}")
-    debug = run(script, "--weights", missing, "--debug", run_command=run_command)
+    for proc, says in ((run("--no-such-option"), "unrecognized arguments: --no-such-option"),
+                       (run("--weights", missing), f"weights file not found: {missing}")):
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") \
+            and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    debug = run_command(script, "--weights", missing, "--debug") if script == "evaluate" else run("--weights", missing,
+                                                                                                  "--debug")
     assert debug.returncode == 2 and "Traceback" in debug.stderr and "DataNotFoundError" in debug.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_command_names_a_damaged_images_file(script, tmp_path, small_set, run_command, assert_one_line_error):
+def test_every_command_names_a_damaged_images_file(script, tmp_path, small_set, run_command, run_in_process):
     bad = tmp_path / "images.idx"
     bad.write_bytes(small_set[0].read_bytes()[:-1])
-    assert_one_line_error(run(script, "--images", bad, "--labels", small_set[1], run_command=run_command),
-                          f"{bad}: dimensions 300x28x28 of uint8 need 235200 bytes, but the file holds only 235199")
+    args = ["--images", bad, "--labels", small_set[1]]
+    code, out, err = run_in_process(script, *args) if script in COMMANDS else (lambda p: (p.returncode, p.stdout, p.stderr))(
+        run(script, *args, run_command=run_command))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err == f"error: {bad}: dimensions 300x28x28 of uint8 need 235200 bytes, but the file holds only 235199\n"
 
 
 # --- warnings are one line too -------------------------------------------------------------------------
