@@ -80,9 +80,14 @@ def pytest_terminal_summary(terminalreporter, config):
             "(README: The data directory)", yellow=True)
 
 
+def _skip_unless_torch():
+    if not HAS_TORCH:
+        pytest.skip(TORCH_MISSING)  # one place: pytest -ra folds every such skip into one line
+
+
 class _TorchMissing(pytest.Item):
     def runtest(self):
-        pytest.skip(TORCH_MISSING)  # one place: pytest -ra folds every such skip into one line
+        _skip_unless_torch()
 
 
 def pytest_pycollect_makemodule(module_path, parent):
@@ -91,6 +96,17 @@ def pytest_pycollect_makemodule(module_path, parent):
         module = pytest.Module.from_parent(parent, path=module_path)
         module.collect = lambda: [_TorchMissing.from_parent(module, name="needs torch")]
         return module
+
+
+@pytest.fixture(scope="session")
+def needs_torch():
+    """``needs_torch(command=None)``: skip, with the one torch reason, when torch is absent and the test (or the
+    ``dlfs-ch3`` command it runs) needs it."""
+    def check(command=None):
+        from dlfs_ch3.cli import NEEDS_TORCH
+        if command is None or command in NEEDS_TORCH:
+            _skip_unless_torch()
+    return check
 
 
 @pytest.fixture(scope="session")

@@ -183,7 +183,7 @@ def main(argv=None):
     try:
         device = resolve_device(args.device)
     except DeviceError as err:
-        raise NNError(f"{str(err).split(': use --device')[0]}: run it on a CUDA machine, or add --device cpu "
+        raise NNError(f"{str(err).split('; use --device')[0]}: run it on a CUDA machine, or add --device cpu "
                       "--out FILE for a dry run of its commands") from None
     out = args.out or os.path.join(ROOT, "docs", "gpu.md")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):

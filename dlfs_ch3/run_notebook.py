@@ -87,6 +87,9 @@ def main(argv=None):
         from nbclient.exceptions import CellExecutionError
     except ImportError:
         raise NNError("dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'") from None
+    if args.notebook == NOTEBOOK and not os.path.exists(NOTEBOOK):
+        raise NNError("this installation holds no notebook: give the path of chapter3_numpy_to_pytorch.ipynb "
+                      "(notebooks/ in a clone or the sdist)")
     saved = read_notebook(args.notebook)
     executed = copy.deepcopy(saved)
     try:

@@ -1,12 +1,13 @@
 """The book's two ch03 scripts, and every thin entry point in scripts/, as a learner runs them from a clone."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from dlfs_ch3.cli import COMMANDS
+from dlfs_ch3.cli import COMMANDS, NEEDS_TORCH
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 BOOK_SCRIPTS = ["neuralnet_mnist.py", "neuralnet_mnist_batch.py"]
@@ -46,6 +47,24 @@ def test_every_command_has_its_script_and_no_script_imports_another():
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_each_script_runs_its_command(name):
+def test_each_script_runs_its_command_or_says_in_one_line_what_to_install(name):
     proc = run(f"{name.replace('-', '_')}.py", "--help")
-    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: dlfs-ch3 {name}"), proc.stderr
+    if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+        assert (proc.returncode, proc.stderr) == (2, f"error: dlfs-ch3 {name} needs PyTorch: pip install "
+                                                     "'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n")
+    else:
+        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: dlfs-ch3 {name}"), proc.stderr
+
+
+@pytest.mark.parametrize("name", NEEDS_TORCH)
+def test_without_torch_a_torch_command_says_in_one_line_what_to_install(name, monkeypatch, capsys):
+    import importlib.util as util
+
+    from dlfs_ch3 import cli
+
+    find_spec = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda module, *a: None if module == "torch" else find_spec(module, *a))
+    with pytest.raises(SystemExit) as done:
+        cli.main([name, "--help"])
+    assert done.value.code == 2 and capsys.readouterr().err == (
+        f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n")

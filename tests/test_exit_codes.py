@@ -63,7 +63,8 @@ def test_any_lr_is_accepted_in_range_or_refused_with_exit_2(sgd_steps, text):
 @pytest.mark.parametrize("script, advice", [("figures", ""), ("benchmark", ": try a smaller --size"),
                                             ("evaluate", ": try a smaller --batch-size")])
 def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monkeypatch, script, advice, tmp_path,
-                                                            load_command):
+                                                            load_command, needs_torch):
+    needs_torch(script)
     def no_memory(args):
         raise MemoryError("Unable to allocate 7.5 GiB")
     monkeypatch.setattr(load_command(script), "load_inputs", no_memory)
@@ -102,7 +103,8 @@ def test_a_bug_shows_its_traceback_and_exits_3(run_in_process, monkeypatch, smal
     assert err.splitlines()[-1] == f"{type(error).__name__}: {error}"
 
 
-def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, small_idx, tmp_path):
+def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, small_idx, needs_torch):
+    needs_torch()
     code, out, err = run_in_process("sgd-steps", "--device", "cpu", "--batch-size", "301", *small_idx)
     assert (code, err) == (2, "error: --batch-size 301 is larger than the 300 images\n")
 
@@ -211,6 +213,7 @@ BROKEN_NOTEBOOKS = {"not JSON": "hello, not JSON\n", "empty": "", "a list": "[1,
 
 @pytest.mark.parametrize("kind", ["missing", "fifo", "too large", *BROKEN_NOTEBOOKS])
 def test_a_bad_notebook_is_one_line(run_in_process, tmp_path, kind):
+    pytest.importorskip("nbclient", reason="the notebook extra is missing: pip install -e '.[notebook]'")
     path = tmp_path / "chapter.ipynb"
     if kind == "fifo":
         os.mkfifo(path)

@@ -157,7 +157,8 @@ def test_pytest_summary_is_read(gpu_check, pytest_line, counts):
 def test_without_cuda_exit_2_with_one_line_naming_only_options_it_has(run_command, assert_one_line_error, tmp_path):
     out = tmp_path / "gpu.md"
     proc = run_command("gpu-check", "--out", out)
-    assert_one_line_error(proc, "cuda is not available")
+    assert_one_line_error(proc, "cuda is not available: torch")
+    assert "; use --device" not in proc.stderr
     assert proc.stderr.endswith("run it on a CUDA machine, or add --device cpu --out FILE for a dry run of its "
                                 "commands\n") and not out.exists()
     assert "--device" in run_command("gpu-check", "--help").stdout

@@ -51,8 +51,9 @@ def small_set(tmp_path_factory, test_set):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_command_gives_one_line_errors_and_a_traceback_only_with_debug(script, tmp_path, data_dir,
-                                                                             run_in_process, run_command):
+                                                                             run_in_process, run_command, needs_torch):
     """In process for the commands (one of them also as a fresh process), as a fresh process for the book's."""
+    needs_torch(script)
     def run(*args):
         if script not in COMMANDS:
             return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
@@ -70,7 +71,9 @@ def test_every_command_gives_one_line_errors_and_a_traceback_only_with_debug(scr
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_every_command_names_a_damaged_images_file(script, tmp_path, small_set, run_command, run_in_process):
+def test_every_command_names_a_damaged_images_file(script, tmp_path, small_set, run_command, run_in_process,
+                                                   needs_torch):
+    needs_torch(script)
     bad = tmp_path / "images.idx"
     bad.write_bytes(small_set[0].read_bytes()[:-1])
     args = ["--images", bad, "--labels", small_set[1]]
@@ -95,7 +98,8 @@ def test_float64_weights_are_converted_and_said_in_one_line(tmp_path, weights, s
 # --- what the output says about the data -----------------------------------------------------------------
 
 @pytest.mark.parametrize("script", ["evaluate", "parity-report"])
-def test_other_idx_files_are_structure_checked_only_and_say_so(script, small_set, run_command):
+def test_other_idx_files_are_structure_checked_only_and_say_so(script, small_set, run_command, needs_torch):
+    needs_torch(script)
     extra = ["--backend", "numpy"] if script == "evaluate" else ["--device", "cpu"]
     proc = run_command(script, *extra, "--images", str(small_set[0]), "--labels", str(small_set[1]))
     assert proc.returncode == 0, proc.stderr
@@ -120,7 +124,8 @@ def test_the_mnist_test_set_says_sha256_verified_only_when_it_was(tmp_path, data
 
 # --- exit code 1, and devices, in process so torch can be patched ----------------------------------------
 
-def test_evaluate_exits_1_when_the_backends_disagree(monkeypatch, small_set, run_in_process):
+def test_evaluate_exits_1_when_the_backends_disagree(monkeypatch, small_set, run_in_process, needs_torch):
+    needs_torch()
     import nn_torch
 
     predict_labels = nn_torch.predict_labels
@@ -136,7 +141,8 @@ def test_evaluate_exits_1_when_the_backends_disagree(monkeypatch, small_set, run
 
 
 @pytest.mark.parametrize("script", ["evaluate", "parity-report"])
-def test_a_cuda_index_out_of_range_is_one_line(script, monkeypatch, small_set, run_in_process):
+def test_a_cuda_index_out_of_range_is_one_line(script, monkeypatch, small_set, run_in_process, needs_torch):
+    needs_torch()
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
