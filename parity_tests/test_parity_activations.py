@@ -53,3 +53,17 @@ def test_activations_arbitrary_floats(x):
 def test_step_function_at_zero_is_zero_on_both_sides():
     x = np.array([-0.0, 0.0, np.nextafter(0, 1)])
     assert np_act.step_function(x).tolist() == torch_act.step_function(torch.from_numpy(x)).tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_each_sides_sigmoid_rounds_no_worse_than_the_proven_bounds_assume(dtype, device):
+    """The bounds take each sigmoid within 8u of the exact one (docs/exact.md); 200,000 points across its range."""
+    from nn_numpy import exact
+
+    x = np.concatenate([np.linspace(-60, 60, 100_000), np.random.default_rng(0).normal(0, 8, 100_000)]).astype(dtype)
+    truth = exact._sigmoid((x.astype(np.float64), np.zeros(len(x))))
+    allowed = exact.SIGMOID_ROUNDING * exact.UNIT_ROUNDOFF[dtype] * truth[0] + float(np.finfo(dtype).tiny)
+    sides = {"numpy": np_act.sigmoid(x), "torch": torch_act.sigmoid(torch.from_numpy(x).to(device)).cpu().numpy()}
+    for side, values in sides.items():
+        error = np.abs((values.astype(np.float64) - truth[0]) - truth[1])
+        assert (error <= allowed).all(), f"{side}: worst {(error / allowed).max():.3g} of the allowance"
