@@ -237,3 +237,21 @@ def test_a_gzip_of_several_members_is_read_whole_as_gunzip_reads_it(tmp_path, la
     np.testing.assert_array_equal(read_idx(write(tmp_path, "labels.gz", members)), read_idx(labels_raw))
     with pytest.raises(DataCorruptedError, match="holds more"):  # a member too many is still too many bytes
         read_idx(write(tmp_path, "more.gz", members + gzip.compress(b"\0")))
+
+
+@pytest.mark.parametrize("head, says", [
+    (bytes([1, 0, 8, 1]), "starts with 01 00 08 01, not an IDX magic number"),  # a type and ndim that are fine
+    (bytes([0, 1, 8, 1]), "starts with 00 01 08 01, not an IDX magic number"),
+    (bytes([0, 0, 8, 0]), "starts with 00 00 08 00, not an IDX magic number"),  # no dimensions
+])
+def test_a_magic_number_off_by_one_byte_is_refused(tmp_path, head, says):
+    with pytest.raises(DataCorruptedError, match=says):
+        read_idx(write(tmp_path, "x.idx", head + struct.pack(">I", 3) + b"abc"))
+
+
+def test_a_header_declaring_a_little_more_than_the_payload_allocates_nothing(tmp_path, labels_raw, monkeypatch):
+    """10,004 labels declared in a file of 10,008 bytes, 10,000 of them labels: the 8 header bytes count."""
+    forged = labels_raw[:4] + struct.pack(">I", 10004) + labels_raw[8:]
+    monkeypatch.setattr(np, "empty", lambda *a, **k: pytest.fail("allocated for a header the file cannot back"))
+    with pytest.raises(DataCorruptedError, match="need 10004 bytes, but the file holds only 10000"):
+        read_idx(write(tmp_path, "labels.idx", forged))

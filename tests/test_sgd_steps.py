@@ -1,4 +1,4 @@
-"""scripts/sgd_steps.py as a user runs it: a row per step, the verdict, exit codes 0, 1 and 2."""
+"""``dlfs-ch3 sgd-steps`` as a user runs it: a row per step, the verdict, exit codes 0, 1 and 2."""
 
 import pytest
 

@@ -653,3 +653,37 @@ def npy_bytes(array):
 
 def test_weights_load_from_bytes_as_from_their_file(real_path):
     assert_same_weights(load_weights(real_path.read_bytes()), load_weights(real_path))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_negative_integer_beyond_the_limit_is_refused_too(protocol):
+    data = pickle.dumps({"W1": ShapedArray((-(1 << 14000),))}, protocol=protocol)
+    with pytest.raises(UnsafePickleError, match="<14001-bit integer> at opcode"):
+        safe_load_pickle(data)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_array_data_longer_than_its_shape_is_refused(protocol):
+    obj = Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), False, bytes(12)))
+    with pytest.raises(WeightsError, match="array of shape \\(2,\\) float32 needs 8 bytes, found 12"):
+        safe_load_pickle(pickle.dumps({"W1": obj}, protocol=protocol))
+
+
+def test_an_array_built_twice_is_refused():
+    """BUILD may fill a reconstructed array once: a second BUILD would replace checked data."""
+    data = pickle.dumps({"W1": np.arange(2, dtype=np.float32)}, protocol=2)
+    ops = list(pickletools.genops(data))
+    build = max(i for i, (op, _, _) in enumerate(ops) if op.name == "BUILD")  # the array's, after its dtype's
+    assert ops[build - 1][0].name == "BINPUT"  # the state tuple, memoised: BINGET fetches it again
+    end = ops[build + 1][2]
+    twice = data[:end] + b"h" + bytes([ops[build - 1][1]]) + b"b" + data[end:]
+    with pytest.raises(UnsafePickleError, match="array state .* refused"):
+        safe_load_pickle(twice)
+
+
+@pytest.mark.parametrize("dtype", ["<U1", "S1", "<M8[s]", "<m8[s]"])
+def test_a_npz_member_of_a_dtype_off_the_allow_list_is_refused(tmp_path, dtype):
+    weights = make_weights()
+    np.savez(tmp_path / "w.npz", **{**weights, "b1": np.zeros(weights["b1"].shape, dtype)})
+    with pytest.raises(WeightsError, match=f"b1: dtype {re.escape(str(np.dtype(dtype)))} refused"):
+        load_npz(tmp_path / "w.npz")
