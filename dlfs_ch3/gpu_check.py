@@ -3,12 +3,10 @@
     dlfs-ch3 gpu-check                                  # on a CUDA machine, from a clone: under 8 minutes
     dlfs-ch3 gpu-check --device cpu --out /tmp/gpu.md   # a dry run of every command, on a machine without CUDA
 
-The steps, each with its own time limit within ``--budget`` seconds: the test suite's cuda cases (the
-parity suite on cuda, gradients and SGD steps, out-of-memory halving under a 1 GiB cap);
-``parity-report --exact`` on cuda in float32 and float64, then with ``--tf32`` and with ``--emulate tf32``,
-which the report must both name as reduced precision; ``benchmark``'s GPU variants at 10,000 and
-10,000,000 images. Exit codes: 0 every goal met, 1 one missed or not measured, 2 bad input or no CUDA.
-"""
+Steps, each with a time limit within ``--budget`` seconds: the suite's cuda cases; ``parity-report --exact`` on
+cuda in float32 and float64, then with ``--tf32`` and ``--emulate tf32``, which it must name reduced precision;
+``benchmark``'s GPU variants at 10,000 and 10,000,000 images. Exit 0 every goal met, 1 one missed or not
+measured, 2 bad input or no CUDA."""
 
 import datetime
 import json
@@ -105,9 +103,7 @@ def judge(results):
     """``results -> [(goal, met: True | False | None, evidence)]``; None means not measured."""
     steps, goals = results["steps"], []
 
-    def data(name):
-        return (steps.get(name) or {}).get("data")
-
+    data = lambda name: (steps.get(name) or {}).get("data")  # noqa: E731
     def missing(name):
         s = steps.get(name) or {"error": f"no {name} result", "rc": None}
         return s["error"] if (s["error"] or "").startswith("not run") else \

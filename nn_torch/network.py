@@ -13,10 +13,7 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def check_input(x, n_features, dtype):
-    """``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``.
-
-    The words of :func:`nn_numpy.network.check_input`: uint8 pixels are refused, not normalised.
-    """
+    """``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``."""
     if not torch.is_tensor(x):
         raise InputShapeError(f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)")
     if x.dtype not in FLOAT_DTYPES:
@@ -45,11 +42,11 @@ class MnistNet(nn.Module):
 
     ``nn.Linear`` stores its weight as (out, in) and computes ``x @ weight.T + bias``;
     the book stores ``W`` as (in, out) and computes ``np.dot(x, W) + b``. Hence ``weight = W.T``.
-    Build it with :meth:`from_file` or :meth:`from_numpy`; ``MnistNet()`` alone holds random weights.
+    ``MnistNet()`` holds random weights; :meth:`from_file` and :meth:`from_numpy` load the book's.
     """
 
     def __init__(self):
-        """Random weights, as any ``nn.Module``: see the class for the book's, through :meth:`from_file`."""
+        """Random weights, as any ``nn.Module``; the book's come through :meth:`from_file`."""
         super().__init__()
         self.fc1 = nn.Linear(784, 50)
         self.fc2 = nn.Linear(50, 100)
@@ -59,12 +56,8 @@ class MnistNet(nn.Module):
         return (("W1", "b1", self.fc1), ("W2", "b2", self.fc2), ("W3", "b3", self.fc3))
 
     def book_layout(self, grad=False):
-        """The parameters by the book's names, in its (in, out) layout: ``W1 = fc1.weight.T``, ``b1 = fc1.bias``...
-
-        ``{W1 (784, 50), b1 (50,), W2 (50, 100), b2 (100,), W3 (100, 10), b3 (10,)}`` of the parameters
-        or, with ``grad=True``, of their ``.grad``. Views, not copies: writing into ``W1`` under
-        ``torch.no_grad()`` writes ``fc1.weight``. The one place the ``W = weight.T`` mapping is written.
-        """
+        """``{W1 (784, 50), b1 (50,), ...}``: the parameters (or, with ``grad``, their ``.grad``) by the book's
+        names and (in, out) layout, ``W1 = fc1.weight.T``. Views: writing ``W1`` under no_grad writes ``fc1``."""
         out = {}
         for w, b, fc in self._layers():
             weight, bias = (fc.weight.grad, fc.bias.grad) if grad else (fc.weight, fc.bias)
@@ -73,11 +66,8 @@ class MnistNet(nn.Module):
 
     @classmethod
     def from_numpy(cls, weights, dtype=torch.float32):
-        """From the book's dict ``{W1 (784, 50), b1 (50,), ...}``: ``weight = W.T, bias = b``.
-
-        ``dtype`` is float32 or float64 in any spelling. The dict is checked by NumPy's loader, so a wrong
-        key, shape or value is the same one-line error as on the NumPy side.
-        """
+        """From the book's dict ``{W1 (784, 50), b1 (50,), ...}``: ``weight = W.T, bias = b``, checked as
+        NumPy checks it; ``dtype`` is float32 or float64 in any spelling."""
         from nn_numpy.data.weights import validate_weights
 
         dtype = getattr(torch, float_dtype(dtype))
@@ -100,11 +90,7 @@ class MnistNet(nn.Module):
         return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in self.book_layout().items()}
 
     def forward_layers(self, x):
-        """Every intermediate, named as :func:`nn_numpy.network.forward_layers`: ``{a1, z1, a2, z2, a3, y}``.
-
-        ``a1, z1`` are ``(.., 50)``, ``a2, z2`` ``(.., 100)``, ``a3`` the logits and ``y`` the
-        probabilities ``(.., 10)``.
-        """
+        """``{a1, z1 (.., 50), a2, z2 (.., 100), a3 logits, y probabilities (.., 10)}``, as NumPy's."""
         x = check_input(x, self.fc1.in_features, self.fc1.weight.dtype)
         a1 = self.fc1(x)
         z1 = sigmoid(a1)

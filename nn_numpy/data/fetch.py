@@ -29,7 +29,9 @@ FILES = {
     "mnist/t10k-labels-idx1-ubyte.gz": (4_542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     "sample_weight.pkl": (181_853, "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13"),
 }
-WEIGHTS, TEST_SET, TRAIN_SET = "sample_weight.pkl", tuple(sorted(FILES)[:2]), tuple(sorted(FILES)[2:4])
+WEIGHTS = "sample_weight.pkl"
+TEST_SET = ("mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz")
+TRAIN_SET = ("mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz")
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
                  "http://yann.lecun.com/exdb/mnist/")
 WEIGHTS_URL = "https://github.com/oreilly-japan/deep-learning-from-scratch/raw/master/ch03/sample_weight.pkl"
