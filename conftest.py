@@ -198,10 +198,11 @@ def run_in_process(load_command, capsys):
 
 @pytest.fixture(scope="session")
 def assert_one_line_error():
-    """``assert_one_line_error(proc, text, code=2)``: a bad-input exit, ``code`` with one ``error: ...`` line on
-    stderr holding ``text``, and no traceback."""
-    def check(proc, text, code=2):
-        assert proc.returncode == code, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert proc.stderr.startswith("error: ") and text in proc.stderr, proc.stderr
+    """``assert_one_line_error(result, text, code=2)``: a bad-input exit, ``code`` with one ``error: ...`` line on
+    stderr holding ``text``, nothing on stdout, no traceback; ``result`` is a process or run_in_process's tuple."""
+    def check(result, text, code=2):
+        returncode, out, err = result if isinstance(result, tuple) else (result.returncode, result.stdout, result.stderr)
+        assert (returncode, out) == (code, ""), err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert err.startswith("error: ") and text in err, err
     return check

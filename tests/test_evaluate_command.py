@@ -40,9 +40,8 @@ def test_the_human_readable_table(data_dir, run_in_process):
     (["--backend", "jax"], "invalid choice: 'jax'"),
     (["--images", "x.idx"], "--images and --labels go together"),
 ])
-def test_bad_input_is_one_line_and_exit_2(args, text, run_in_process):
-    code, out, err = run_in_process("evaluate", "--backend", "numpy", *args)
-    assert (code, out) == (2, "") and err.count("\n") == 1 and text in err, err
+def test_bad_input_is_one_line_and_exit_2(args, text, run_in_process, assert_one_line_error):
+    assert_one_line_error(run_in_process("evaluate", "--backend", "numpy", *args), text)
 
 
 def test_a_missing_weights_file_is_one_line_and_exit_2(data_dir, run_command, assert_one_line_error):

@@ -136,10 +136,8 @@ def test_a_parity_failure_exits_1(monkeypatch, capsys, data_dir, load_command):
     (["--emulate", "tf32", "--dtype", "float64"], "argument --emulate: tf32 rounds float32 matmul inputs"),
     (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
 ])
-def test_bad_input_exits_2_with_one_line(args, message, run_in_process, data_dir):
-    code, out, err = run_in_process("parity-report", *args)
-    assert code == 2 and out == ""
-    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+def test_bad_input_exits_2_with_one_line(args, message, run_in_process, assert_one_line_error, data_dir):
+    assert_one_line_error(run_in_process("parity-report", *args), message)
 
 
 @pytest.mark.slow

@@ -33,10 +33,8 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data
     (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
     (["--device", "nonsense"], "unknown device 'nonsense'"),
 ])
-def test_bad_options_are_one_line_errors(args, message, run_in_process):
-    code, out, err = run_in_process("sgd-steps", *args)
-    assert code == 2
-    assert err.count("\n") == 1 and message in err, err
+def test_bad_options_are_one_line_errors(args, message, run_in_process, assert_one_line_error):
+    assert_one_line_error(run_in_process("sgd-steps", *args), message)
 
 
 def test_a_batch_larger_than_the_data_is_one_line_error(run_in_process, data_dir):
