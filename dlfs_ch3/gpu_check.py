@@ -104,6 +104,7 @@ def judge(results):
     steps, goals = results["steps"], []
 
     data = lambda name: (steps.get(name) or {}).get("data")  # noqa: E731
+
     def missing(name):
         s = steps.get(name) or {"error": f"no {name} result", "rc": None}
         return s["error"] if (s["error"] or "").startswith("not run") else \
