@@ -7,7 +7,7 @@ follows too: the ``dtype`` given, else the images' own float dtype, float32 for 
 import numpy as np
 
 from .errors import InputShapeError
-from .network import LAYER_NAMES, check_network, predict
+from .network import LAYER_NAMES, _forward, check_network
 
 CHUNK = 2048  # images per chunk: their float32 pixels (6 MB) and activations stay in cache
 
@@ -66,9 +66,9 @@ def _checked(network, images, batch_size, dtype):
 
 def predict_labels_loop(network, images, dtype=None):
     """The book's first script: ``predict`` on one image at a time. ``(N, 784) -> (N,) int64``."""
-    images, work = _checked(network, images, None, dtype)
+    images, work = _checked(network, images, None, dtype)  # once: each image then skips predict's checks
     as_float = (lambda x: normalize(x, work)) if images.dtype == np.uint8 else (lambda x: x.astype(work, copy=False))
-    return np.array([np.argmax(predict(network, as_float(img))) for img in images], dtype=np.int64)
+    return np.array([np.argmax(_forward(network, as_float(img))["y"]) for img in images], dtype=np.int64)
 
 
 def _sigmoid_(a):
