@@ -75,6 +75,7 @@ def main(argv=None):
     weights, images, labels, source = load_inputs(args)
     results, preds = [], {}
     for name in backends:
+        time.sleep(0.2 * (name != backends[0]))  # OpenBLAS threads spin after NumPy and would slow torch 2-4x
         preds[name], seconds, ran_on = {"numpy": run_numpy, "torch": run_torch}[name](weights, images, args, device)
         results.append({"backend": name, "device": ran_on, "dtype": args.dtype, "mode": "loop" if args.loop else "batch",
                         "batch_size": 1 if args.loop else args.batch_size, "accuracy": accuracy(preds[name], labels),
