@@ -13,10 +13,13 @@ from hypothesis import settings
 
 ROOT = Path(__file__).parent
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-TORCH_MISSING = "torch is not installed: pip install 'dlfs-ch3[torch]' for these tests (README: Quick start)"
+TORCH_MISSING = (
+    "torch is not installed: pip install 'dlfs-ch3[torch]' for these tests (README: Quick start)"
+)
 settings.register_profile("ci", max_examples=200, deadline=None)
-settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_COUNT", 100_000)), deadline=None,
-                          database=None)
+settings.register_profile(
+    "fuzz", max_examples=int(os.environ.get("FUZZ_COUNT", 100_000)), deadline=None, database=None
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -26,8 +29,11 @@ def _missing_data(folder):
 
     if not folder.is_dir():
         return f"{folder} does not exist" if not folder.exists() else f"{folder} is not a folder"
-    missing = [str(folder / n) for n in TEST_SET + (WEIGHTS,)
-               if not (folder / n).is_file() and not (n.endswith(".gz") and (folder / n[:-3]).is_file())]
+    missing = [
+        str(folder / n)
+        for n in TEST_SET + (WEIGHTS,)
+        if not (folder / n).is_file() and not (n.endswith(".gz") and (folder / n[:-3]).is_file())
+    ]
     return missing and f"lacks {', '.join(missing)}"
 
 
@@ -43,9 +49,11 @@ def pytest_configure(config):
         folder = Path(os.environ["NN_DATA_DIR"]).expanduser()
         why = _missing_data(folder)
         if why:
-            raise pytest.UsageError(f"NN_DATA_DIR={os.environ['NN_DATA_DIR']}: {why}: fill it with `dlfs-ch3 fetch-data "
-                                    f"--data-dir {folder}` (README: The data directory), or unset NN_DATA_DIR to use "
-                                    "the user's cache")
+            raise pytest.UsageError(
+                f"NN_DATA_DIR={os.environ['NN_DATA_DIR']}: {why}: fill it with `dlfs-ch3 fetch-data "
+                f"--data-dir {folder}` (README: The data directory), or unset NN_DATA_DIR to use "
+                "the user's cache"
+            )
         return
     import contextlib
     import io
@@ -55,7 +63,9 @@ def pytest_configure(config):
 
     try:
         folder = resolve_data_dir()
-        with contextlib.redirect_stderr(io.StringIO()):  # a line per failed mirror: the summary says it once
+        with contextlib.redirect_stderr(
+            io.StringIO()
+        ):  # a line per failed mirror: the summary says it once
             gather(*(lambda n=n: fetch(n) for n in (WEIGHTS,) + TEST_SET))
         os.environ["NN_DATA_DIR"] = str(folder)
     except NNError as err:
@@ -77,7 +87,9 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(
             f"{config._nn_not_run} tests not run (deselected): they need MNIST's test set and the book's weights, and "
             f"{config._nn_no_data}. Get them with `dlfs-ch3 fetch-data`, or set NN_DATA_DIR to a folder holding them "
-            "(README: The data directory)", yellow=True)
+            "(README: The data directory)",
+            yellow=True,
+        )
 
 
 def _skip_unless_torch():
@@ -92,7 +104,9 @@ class _TorchMissing(pytest.Item):
 
 def pytest_pycollect_makemodule(module_path, parent):
     """Without torch, a test file importing it is one skipped item, not a collection error."""
-    if not HAS_TORCH and re.search(r"^(import|from) (torch|nn_torch)\b", module_path.read_text(), re.M):
+    if not HAS_TORCH and re.search(
+        r"^(import|from) (torch|nn_torch)\b", module_path.read_text(), re.M
+    ):
         module = pytest.Module.from_parent(parent, path=module_path)
         module.collect = lambda: [_TorchMissing.from_parent(module, name="needs torch")]
         return module
@@ -102,10 +116,13 @@ def pytest_pycollect_makemodule(module_path, parent):
 def needs_torch():
     """``needs_torch(command=None)``: skip, with the one torch reason, when torch is absent and the test (or the
     ``dlfs-ch3`` command it runs) needs it."""
+
     def check(command=None):
         from dlfs_ch3.cli import NEEDS_TORCH
+
         if command is None or command in NEEDS_TORCH:
             _skip_unless_torch()
+
     return check
 
 
@@ -119,6 +136,7 @@ def data_dir():
 @pytest.fixture(scope="session")
 def weights(data_dir):
     from nn_numpy.data.weights import load_weights
+
     return load_weights(data_dir=data_dir)
 
 
@@ -126,6 +144,7 @@ def weights(data_dir):
 def test_set(data_dir):
     """MNIST's test set: ``(images (10000, 784) uint8, labels (10000,))``."""
     from nn_numpy.data.mnist import load_mnist_test
+
     return load_mnist_test(normalize=False, data_dir=data_dir)
 
 
@@ -140,6 +159,7 @@ def numpy_layers(weights, test_set):
         if dtype not in cache:
             cache[dtype] = nn_numpy.forward_layers(weights, nn_numpy.normalize(test_set[0], dtype))
         return cache[dtype]
+
     return layers
 
 
@@ -147,6 +167,7 @@ def numpy_layers(weights, test_set):
 def exact_layers(weights, test_set):
     """The exact forward pass on all test images, ``{layer: (hi, lo)}`` (nn_numpy.exact; about 3 s)."""
     from nn_numpy import exact
+
     return exact.reference(weights, test_set[0])
 
 
@@ -156,8 +177,11 @@ def device(request):
     runs the same code)."""
     if request.param == "cuda":
         import torch
+
         if not torch.cuda.is_available():
-            pytest.skip(f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code")
+            pytest.skip(
+                f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code"
+            )
     return request.param
 
 
@@ -168,9 +192,16 @@ def run_command():
     import subprocess
 
     def run(name, *args, env=None, timeout=300, **kwargs):
-        return subprocess.run([sys.executable, "-m", "dlfs_ch3", name, *map(str, args)], capture_output=True,
-                              text=True, timeout=timeout, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})},
-                              cwd=kwargs.pop("cwd", ROOT), **kwargs)
+        return subprocess.run(
+            [sys.executable, "-m", "dlfs_ch3", name, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "MPLBACKEND": "Agg", **(env or {})},
+            cwd=kwargs.pop("cwd", ROOT),
+            **kwargs,
+        )
+
     return run
 
 
@@ -178,6 +209,7 @@ def run_command():
 def load_command():
     """``load_command("benchmark") -> the dlfs_ch3.benchmark module``."""
     import importlib
+
     return lambda name: importlib.import_module(f"dlfs_ch3.{name.replace('-', '_')}")
 
 
@@ -193,6 +225,7 @@ def run_in_process(load_command, capsys):
             run_main(module.main, [str(a) for a in args])
         out, err = capsys.readouterr()
         return done.value.code, out, err
+
     return run_here
 
 
@@ -200,9 +233,15 @@ def run_in_process(load_command, capsys):
 def assert_one_line_error():
     """``assert_one_line_error(result, text, code=2)``: a bad-input exit, ``code`` with one ``error: ...`` line on
     stderr holding ``text``, nothing on stdout, no traceback; ``result`` is a process or run_in_process's tuple."""
+
     def check(result, text, code=2):
-        returncode, out, err = result if isinstance(result, tuple) else (result.returncode, result.stdout, result.stderr)
+        returncode, out, err = (
+            result
+            if isinstance(result, tuple)
+            else (result.returncode, result.stdout, result.stderr)
+        )
         assert (returncode, out) == (code, ""), err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert err.startswith("error: ") and text in err, err
+
     return check

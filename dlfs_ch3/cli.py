@@ -31,7 +31,14 @@ COMMANDS = {
     "run-notebook": "run the learners' notebook in a fresh kernel, saving or checking its outputs",
 }
 NEEDS_TORCH = ("parity-report", "figures", "sgd-steps", "gpu-check")
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = (
+    0,
+    1,
+    2,
+    3,
+    130,
+    141,
+)
 FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -42,12 +49,17 @@ def main(argv=None):
         print(f"dlfs-ch3 {__version__}")
         sys.exit(EXIT_OK)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: dlfs-ch3 <command> [options]   (dlfs-ch3 <command> --help for its options)\n\nChapter 3 of "
-              "Deep Learning from Scratch in NumPy and PyTorch.\n\ncommands:\n"
-              + "".join(f"  {name:13}  {text}\n" for name, text in COMMANDS.items()))
+        print(
+            "usage: dlfs-ch3 <command> [options]   (dlfs-ch3 <command> --help for its options)\n\nChapter 3 of "
+            "Deep Learning from Scratch in NumPy and PyTorch.\n\ncommands:\n"
+            + "".join(f"  {name:13}  {text}\n" for name, text in COMMANDS.items())
+        )
         sys.exit(EXIT_OK if argv else EXIT_BAD_INPUT)
     if argv[0] not in COMMANDS:
-        print(f"error: unknown command {argv[0]!r}: choose from {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
+        print(
+            f"error: unknown command {argv[0]!r}: choose from {', '.join(COMMANDS)} (see --help)",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_BAD_INPUT)
     run_command(argv[0], argv[1:])
 
@@ -55,8 +67,11 @@ def main(argv=None):
 def run_command(name, argv=None):
     """Run the subcommand ``name`` with ``argv`` (default: the process's) and exit with its code."""
     if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
-        print(f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the "
-              "CPU build)", file=sys.stderr)
+        print(
+            f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the "
+            "CPU build)",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_BAD_INPUT)
     ArgumentParser.prog_name = f"dlfs-ch3 {name}"
     run_main(importlib.import_module(f"dlfs_ch3.{name.replace('-', '_')}").main, argv)
@@ -80,11 +95,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def add_data_args(parser, inputs=True):
     """``--data-dir`` and ``--debug``; with ``inputs``, ``--weights`` and ``--images/--labels`` too."""
-    parser.add_argument("--data-dir", help="folder holding mnist/*.gz and sample_weight.pkl "
-                        "(default: $NN_DATA_DIR, else a per-user cache; missing files are downloaded)")
+    parser.add_argument(
+        "--data-dir",
+        help="folder holding mnist/*.gz and sample_weight.pkl "
+        "(default: $NN_DATA_DIR, else a per-user cache; missing files are downloaded)",
+    )
     if inputs:
-        parser.add_argument("--weights", help="weights file (.pkl or .npz; default: the book's sample_weight.pkl)")
-        parser.add_argument("--images", help="IDX image file (28x28 uint8) to evaluate instead of MNIST's test set")
+        parser.add_argument(
+            "--weights", help="weights file (.pkl or .npz; default: the book's sample_weight.pkl)"
+        )
+        parser.add_argument(
+            "--images", help="IDX image file (28x28 uint8) to evaluate instead of MNIST's test set"
+        )
         parser.add_argument("--labels", help="IDX label file matching --images")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -99,22 +121,36 @@ def load_inputs(args):
 
     if (args.images is None) != (args.labels is None):
         raise NNError("--images and --labels go together: give both or neither")
-    weights, split = gather(lambda: load_weights(args.weights, data_dir=args.data_dir),
-                            lambda: None if args.images else load_split("test", args.data_dir), data_dir=args.data_dir)
+    weights, split = gather(
+        lambda: load_weights(args.weights, data_dir=args.data_dir),
+        lambda: None if args.images else load_split("test", args.data_dir),
+        data_dir=args.data_dir,
+    )
     if args.images:
-        (images, labels), source = load_idx_dataset(args.images, args.labels, normalize=False), args.images
+        (images, labels), source = (
+            load_idx_dataset(args.images, args.labels, normalize=False),
+            args.images,
+        )
     else:
         images, labels, by_hand = split
-        source = f"MNIST test set from {' and '.join(map(str, by_hand))}" if by_hand else "MNIST test set"
+        source = (
+            f"MNIST test set from {' and '.join(map(str, by_hand))}"
+            if by_hand
+            else "MNIST test set"
+        )
         images = images.reshape(len(images), -1)
     if len(images) == 0:
         raise NNError(f"{source} holds no images: nothing to evaluate")
-    checked = "SHA-256 verified" if source == "MNIST test set" else "hash unknown: structure checked only"
+    checked = (
+        "SHA-256 verified" if source == "MNIST test set" else "hash unknown: structure checked only"
+    )
     return weights, images, labels, f"{source} ({checked})"
 
 
 def _is_out_of_memory(err):
-    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"  # torch's, by name
+    return (
+        isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+    )  # torch's, by name
 
 
 class Terminated(KeyboardInterrupt):
@@ -124,6 +160,7 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def signals_as_interrupt():
     """SIGTERM and SIGHUP run Ctrl-C's cleanup, then exit 143 or 129 with one line."""
+
     def stop(signum, frame):
         raise Terminated(signum)
 
@@ -134,7 +171,10 @@ def signals_as_interrupt():
     try:
         yield
     except Terminated as err:
-        print("hung up" if err.args[0] == getattr(signal, "SIGHUP", None) else "terminated", file=sys.stderr)
+        print(
+            "hung up" if err.args[0] == getattr(signal, "SIGHUP", None) else "terminated",
+            file=sys.stderr,
+        )
         raise SystemExit(128 + err.args[0]) from None
     finally:
         for signum, handler in previous.items():
@@ -158,15 +198,20 @@ def run_main(main, argv=None):
     try:
         with signals_as_interrupt(), warnings.catch_warnings():
             if not debug:
-                warnings.showwarning = lambda message, *_: print(f"warning: {' '.join(str(message).split())}",
-                                                                 file=sys.stderr)
+                warnings.showwarning = lambda message, *_: print(
+                    f"warning: {' '.join(str(message).split())}", file=sys.stderr
+                )
             code = main(argv)
             sys.stdout.flush()  # here, not at exit: a closed pipe must be caught below
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush must not fail
+        os.dup2(
+            os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()
+        )  # the exit's own flush must not fail
         code = EXIT_BROKEN_PIPE
     except (NNError, MemoryError, RuntimeError) as err:
-        if not isinstance(err, NNError) and not _is_out_of_memory(err):  # torch's OOM is a RuntimeError
+        if not isinstance(err, NNError) and not _is_out_of_memory(
+            err
+        ):  # torch's OOM is a RuntimeError
             traceback.print_exc()
             code = EXIT_BUG
         elif debug:
@@ -174,9 +219,14 @@ def run_main(main, argv=None):
         else:
             text = " ".join(str(err).split())
             if _is_out_of_memory(err):
-                smaller = [option for option in ("--size", "--batch-size") if option in ArgumentParser.options]
-                text = f"out of memory ({text or type(err).__name__})" + (f": try a smaller {' or '.join(smaller)}"
-                                                                         if smaller else "")
+                smaller = [
+                    option
+                    for option in ("--size", "--batch-size")
+                    if option in ArgumentParser.options
+                ]
+                text = f"out of memory ({text or type(err).__name__})" + (
+                    f": try a smaller {' or '.join(smaller)}" if smaller else ""
+                )
             print(f"error: {text}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -189,17 +239,24 @@ def run_main(main, argv=None):
 
 def _number(kind, minimum, words):
     """An argparse type: a finite ``kind`` of at least ``minimum`` (above it, for floats)."""
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}") from None
         if not (math.isfinite(value) and (value >= minimum if kind is int else value > minimum)):
-            raise argparse.ArgumentTypeError(f"expected {'a finite ' + words[2:] if kind is float else words}, "
-                                             f"got {text if kind is float else value}")
+            raise argparse.ArgumentTypeError(
+                f"expected {'a finite ' + words[2:] if kind is float else words}, "
+                f"got {text if kind is float else value}"
+            )
         return value
+
     return parse
 
 
-positive_int, non_negative_int = _number(int, 1, "a positive integer"), _number(int, 0, "a non-negative integer")
+positive_int, non_negative_int = (
+    _number(int, 1, "a positive integer"),
+    _number(int, 0, "a non-negative integer"),
+)
 positive_float = _number(float, 0, "a positive number")

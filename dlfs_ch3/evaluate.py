@@ -18,14 +18,27 @@ from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_input
 
 def parse_args(argv):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--backend", choices=["auto", "numpy", "torch", "both"], default="auto",
-                   help="auto (default): numpy and torch side by side if torch is installed, else numpy alone")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "numpy", "torch", "both"],
+        default="auto",
+        help="auto (default): numpy and torch side by side if torch is installed, else numpy alone",
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--loop", action="store_true", help="one image at a time, as the book's first script")
-    mode.add_argument("--batch-size", type=positive_int,
-                      help="images per batch (default: each backend's own cache-sized chunks)")
-    p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto); "
-                   "--backend numpy runs on the CPU and takes only auto or cpu")
+    mode.add_argument(
+        "--loop", action="store_true", help="one image at a time, as the book's first script"
+    )
+    mode.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="images per batch (default: each backend's own cache-sized chunks)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto|cpu|cuda|cuda:N|mps (default auto); "
+        "--backend numpy runs on the CPU and takes only auto or cpu",
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     return add_data_args(p).parse_args(argv)
@@ -38,7 +51,8 @@ def run_numpy(weights, images, args, device):
         if args.loop:
             return predict_labels_loop(weights, x, dtype=args.dtype)
         return predict_labels(weights, x, batch_size=args.batch_size, dtype=args.dtype)
-    run(images[:args.batch_size or 1])  # warm-up: BLAS threads start on first use
+
+    run(images[: args.batch_size or 1])  # warm-up: BLAS threads start on first use
     start = time.perf_counter()
     return run(images), time.perf_counter() - start, "cpu"
 
@@ -48,7 +62,9 @@ def run_torch(weights, images, args, device):
 
     model = MnistNet.from_numpy(weights, args.dtype).to(device)
     batch_size = 1 if args.loop else args.batch_size
-    predict_labels(model, images[:batch_size or 1], batch_size=batch_size, device=device, dtype=args.dtype)
+    predict_labels(
+        model, images[: batch_size or 1], batch_size=batch_size, device=device, dtype=args.dtype
+    )
     start = time.perf_counter()
     labels = predict_labels(model, images, batch_size=batch_size, device=device, dtype=args.dtype)
     return labels, time.perf_counter() - start, str(device)
@@ -57,8 +73,12 @@ def run_torch(weights, images, args, device):
 def main(argv=None):
     args = parse_args(argv)
     has_torch = importlib.util.find_spec("torch") is not None
-    backends = {"numpy": ["numpy"], "torch": ["torch"], "both": ["numpy", "torch"],
-                "auto": ["numpy", "torch"] if has_torch else ["numpy"]}[args.backend]
+    backends = {
+        "numpy": ["numpy"],
+        "torch": ["torch"],
+        "both": ["numpy", "torch"],
+        "auto": ["numpy", "torch"] if has_torch else ["numpy"],
+    }[args.backend]
     if "torch" in backends and not has_torch:
         raise NNError(f"--backend {args.backend} needs PyTorch: pip install 'dlfs-ch3[torch]'")
     device = "cpu"
@@ -68,34 +88,59 @@ def main(argv=None):
         device = resolve_device(args.device)
         check_dtype(device, args.dtype)
     elif args.device not in ("auto", "cpu"):
-        raise NNError(f"--device {args.device} applies to the torch backend; --backend numpy runs on the CPU")
+        raise NNError(
+            f"--device {args.device} applies to the torch backend; --backend numpy runs on the CPU"
+        )
 
     from nn_numpy import accuracy
 
     weights, images, labels, source = load_inputs(args)
     results, preds = [], {}
     for name in backends:
-        time.sleep(0.2 * (name != backends[0]))  # OpenBLAS threads spin after NumPy and would slow torch 2-4x
-        preds[name], seconds, ran_on = {"numpy": run_numpy, "torch": run_torch}[name](weights, images, args, device)
-        results.append({"backend": name, "device": ran_on, "dtype": args.dtype, "mode": "loop" if args.loop else "batch",
-                        "batch_size": 1 if args.loop else args.batch_size, "accuracy": accuracy(preds[name], labels),
-                        "seconds": seconds})
+        time.sleep(
+            0.2 * (name != backends[0])
+        )  # OpenBLAS threads spin after NumPy and would slow torch 2-4x
+        preds[name], seconds, ran_on = {"numpy": run_numpy, "torch": run_torch}[name](
+            weights, images, args, device
+        )
+        results.append(
+            {
+                "backend": name,
+                "device": ran_on,
+                "dtype": args.dtype,
+                "mode": "loop" if args.loop else "batch",
+                "batch_size": 1 if args.loop else args.batch_size,
+                "accuracy": accuracy(preds[name], labels),
+                "seconds": seconds,
+            }
+        )
     parity = None
     if len(preds) == 2:
         differ = int((preds["numpy"] != preds["torch"]).sum())
         parity = {"ok": differ == 0, "mismatched_predictions": differ}
 
     if args.json:
-        print(json.dumps({"source": source, "images": len(images), "results": results, "parity": parity}))
+        print(
+            json.dumps(
+                {"source": source, "images": len(images), "results": results, "parity": parity}
+            )
+        )
     else:
         if args.backend == "auto" and not has_torch:
             print("torch is not installed: numpy only (pip install 'dlfs-ch3[torch]' for both)")
         print(f"{len(images)} images from {source}")
-        print(f"{'backend':8} {'device':8} {'dtype':8} {'mode':6} {'batch':>6} {'accuracy':>9} {'time':>10}")
+        print(
+            f"{'backend':8} {'device':8} {'dtype':8} {'mode':6} {'batch':>6} {'accuracy':>9} {'time':>10}"
+        )
         for r in results:
-            print(f"{r['backend']:8} {r['device']:8} {r['dtype']:8} {r['mode']:6} {r['batch_size'] or 'auto':>6} "
-                  f"{r['accuracy']:>9.4f} {r['seconds'] * 1e3:>8.1f} ms")
+            print(
+                f"{r['backend']:8} {r['device']:8} {r['dtype']:8} {r['mode']:6} {r['batch_size'] or 'auto':>6} "
+                f"{r['accuracy']:>9.4f} {r['seconds'] * 1e3:>8.1f} ms"
+            )
         if parity:
-            print("parity: OK, all predictions identical" if parity["ok"] else
-                  f"parity: FAILED, {parity['mismatched_predictions']} of {len(images)} predictions differ")
+            print(
+                "parity: OK, all predictions identical"
+                if parity["ok"]
+                else f"parity: FAILED, {parity['mismatched_predictions']} of {len(images)} predictions differ"
+            )
     return EXIT_OK if parity is None or parity["ok"] else EXIT_FAILED

@@ -28,18 +28,40 @@ NAMES = {"tf32": "TF32", "bf16": "bfloat16"}
 
 def parse_args(argv):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)")
+    p.add_argument(
+        "--device", default="auto", help="torch device: auto|cpu|cuda|cuda:N|mps (default auto)"
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--batch-size", type=positive_int, help="images per batch on both sides (default: all at once)")
-    p.add_argument("--exact", action="store_true", help="each side against the exact result and its proven bounds")
-    p.add_argument("--tf32", action="store_true", help="let CUDA run float32 matmuls in TF32 (NVIDIA GPUs from "
-                   "Ampere on; on CPU nothing changes)")
-    p.add_argument("--emulate", choices=["tf32", "bf16"], help="round the torch side's matmul inputs to TF32's 10 or "
-                   "bfloat16's 7 mantissa bits, on any device, to see what the report says of reduced precision")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="images per batch on both sides (default: all at once)",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="each side against the exact result and its proven bounds",
+    )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let CUDA run float32 matmuls in TF32 (NVIDIA GPUs from "
+        "Ampere on; on CPU nothing changes)",
+    )
+    p.add_argument(
+        "--emulate",
+        choices=["tf32", "bf16"],
+        help="round the torch side's matmul inputs to TF32's 10 or "
+        "bfloat16's 7 mantissa bits, on any device, to see what the report says of reduced precision",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of the tables"
+    )
     args = add_data_args(p).parse_args(argv)
     if args.emulate and args.dtype != "float32":
-        p.error(f"argument --emulate: {args.emulate} rounds float32 matmul inputs; it needs --dtype float32")
+        p.error(
+            f"argument --emulate: {args.emulate} rounds float32 matmul inputs; it needs --dtype float32"
+        )
     return args
 
 
@@ -59,22 +81,29 @@ def run_both(weights, images, device, dtype, batch_size, tf32=False, emulate=Non
     import torch
 
     from nn_numpy import forward_layers, normalize
-    from nn_torch import MnistNet, full_precision, matmul_precision, normalize as normalize_there
+    from nn_torch import MnistNet, full_precision, matmul_precision
+    from nn_torch import normalize as normalize_there
     from nn_torch.device import tf32_allowed
     from nn_torch.parity import emulate as rounded
 
     model = MnistNet.from_numpy(weights, dtype).to(device)
     model = rounded(model, emulate) if emulate else model
     ref, ours = {k: [] for k in LAYER_OUTPUTS}, {k: [] for k in LAYER_OUTPUTS}
-    with torch.inference_mode(), (tf32_allowed() if tf32 else full_precision()):
+    with torch.inference_mode(), tf32_allowed() if tf32 else full_precision():
         for i in range(0, len(images), batch_size):
-            batch = images[i:i + batch_size]
-            layers = model.forward_layers(normalize_there(torch.from_numpy(batch.copy()).to(device), dtype))
+            batch = images[i : i + batch_size]
+            layers = model.forward_layers(
+                normalize_there(torch.from_numpy(batch.copy()).to(device), dtype)
+            )
             for k, v in forward_layers(weights, normalize(batch, dtype)).items():
                 ref[k].append(v)
                 ours[k].append(layers[k].cpu().numpy())
         precision = matmul_precision()
-    return {k: np.concatenate(v) for k, v in ref.items()}, {k: np.concatenate(v) for k, v in ours.items()}, precision
+    return (
+        {k: np.concatenate(v) for k, v in ref.items()},
+        {k: np.concatenate(v) for k, v in ours.items()},
+        precision,
+    )
 
 
 def against_exact(weights, images, sides, dtype, cache_dir):
@@ -82,23 +111,41 @@ def against_exact(weights, images, sides, dtype, cache_dir):
     from nn_numpy import exact
 
     truth = exact.reference(weights, images, cache_dir=cache_dir)
-    det, prob = (exact.bounds(weights, images, truth, dtype, probabilistic=p) for p in (False, True))
-    figures = {side: {k: exact.compare(layers[k], truth[k], det[k], prob[k]) for k in LAYER_OUTPUTS}
-               for side, layers in sides.items()}
-    closer = {k: min(figures, key=lambda s: figures[s][k]["max_abs_error"])
-              if len({figures[s][k]["max_abs_error"] for s in figures}) > 1 else "tie" for k in LAYER_OUTPUTS}
+    det, prob = (
+        exact.bounds(weights, images, truth, dtype, probabilistic=p) for p in (False, True)
+    )
+    figures = {
+        side: {k: exact.compare(layers[k], truth[k], det[k], prob[k]) for k in LAYER_OUTPUTS}
+        for side, layers in sides.items()
+    }
+    closer = {
+        k: min(figures, key=lambda s: figures[s][k]["max_abs_error"])
+        if len({figures[s][k]["max_abs_error"] for s in figures}) > 1
+        else "tie"
+        for k in LAYER_OUTPUTS
+    }
     beyond, precision = [], {}
     for side, layers in sides.items():
         worst = max(LAYER_OUTPUTS, key=lambda k: figures[side][k]["max_error_over_bound"])
         ratio = figures[side][worst]["max_error_over_bound"]
         precision[side] = dtype if ratio <= 1 else None
-        if ratio > 1:  # which precision explains a1, the first matmul: its error fits that format's own bound
+        if (
+            ratio > 1
+        ):  # which precision explains a1, the first matmul: its error fits that format's own bound
             a1_error = np.abs((layers["a1"] - truth["a1"][0]) - truth["a1"][1])
-            fits = [f for f in ("tf32", "bf16") if dtype == "float32" and figures[side]["a1"]["max_error_over_bound"] > 1
-                    and (a1_error <= exact.rounded_inputs_bound(weights, images, f)).all()]
+            fits = [
+                f
+                for f in ("tf32", "bf16")
+                if dtype == "float32"
+                and figures[side]["a1"]["max_error_over_bound"] > 1
+                and (a1_error <= exact.rounded_inputs_bound(weights, images, f)).all()
+            ]
             precision[side] = fits[0] if fits else "unexplained"
-            why = (f"and a1 fits {FORMATS[fits[0]]}: its matmuls ran in reduced precision ({NAMES[fits[0]]})" if fits
-                   else "and no lower precision explains a1's error: a bug")
+            why = (
+                f"and a1 fits {FORMATS[fits[0]]}: its matmuls ran in reduced precision ({NAMES[fits[0]]})"
+                if fits
+                else "and no lower precision explains a1's error: a bug"
+            )
             beyond.append(f"{side} {worst} is {ratio:.3g}x its {dtype} bound, {why}")
     return figures, closer, {"ok": not beyond, "precision": precision, "beyond": beyond}
 
@@ -113,8 +160,9 @@ def main(argv=None):
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
     check_dtype(device, args.dtype)
     weights, images, labels, source = load_inputs(args)
-    ref, ours, precision = run_both(weights, images, device, args.dtype, args.batch_size or len(images),
-                                     args.tf32, args.emulate)
+    ref, ours, precision = run_both(
+        weights, images, device, args.dtype, args.batch_size or len(images), args.tf32, args.emulate
+    )
     tol = TOLERANCE[args.dtype]
     layers = {k: differences(ref[k], ours[k], **tol) for k in LAYER_OUTPUTS}
     pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
@@ -122,48 +170,79 @@ def main(argv=None):
     margins = {side: top2_margin(y["y"]) for side, y in (("numpy", ref), ("torch", ours))}
     ok = parity = mismatched == 0 and all(d["mismatched"] == 0 for d in layers.values())
     report = {
-        "ok": ok, "source": source, "images": len(images), "device": str(device), "dtype": args.dtype,
-        "matmul_precision": precision, "tf32": args.tf32, "emulate": args.emulate, "tolerance": tol,
-        "layers": layers, "mismatched_predictions": mismatched,
+        "ok": ok,
+        "source": source,
+        "images": len(images),
+        "device": str(device),
+        "dtype": args.dtype,
+        "matmul_precision": precision,
+        "tf32": args.tf32,
+        "emulate": args.emulate,
+        "tolerance": tol,
+        "layers": layers,
+        "mismatched_predictions": mismatched,
         "accuracy": {"numpy": accuracy(pred_np, labels), "torch": accuracy(pred_torch, labels)},
-        "min_top2_margin": {"numpy": margins["numpy"][0], "numpy_image": margins["numpy"][1],
-                            "torch": margins["torch"][0], "torch_image": margins["torch"][1]},
+        "min_top2_margin": {
+            "numpy": margins["numpy"][0],
+            "numpy_image": margins["numpy"][1],
+            "torch": margins["torch"][0],
+            "torch_image": margins["torch"][1],
+        },
     }
     if args.exact:
         cache = None if args.images else resolve_data_dir(args.data_dir)
-        report["exact"], report["closer"], verdict = against_exact(weights, images, {"numpy": ref, "torch": ours},
-                                                                   args.dtype, cache)
+        report["exact"], report["closer"], verdict = against_exact(
+            weights, images, {"numpy": ref, "torch": ours}, args.dtype, cache
+        )
         report["exact_verdict"] = verdict
         report["ok"] = ok = ok and verdict["ok"]
     if args.json:
         print(json.dumps(report))
         return EXIT_OK if ok else EXIT_FAILED
     print(f"{len(images)} images from {source}")
-    print(f"device {device}, dtype {args.dtype}, float32 matmul precision {precision}"
-          + (f", torch's matmul inputs rounded to {args.emulate}" if args.emulate else ""))
+    print(
+        f"device {device}, dtype {args.dtype}, float32 matmul precision {precision}"
+        + (f", torch's matmul inputs rounded to {args.emulate}" if args.emulate else "")
+    )
     if args.tf32 and (device.type != "cuda" or args.dtype != "float32"):
         print("note: TF32 applies to float32 matmuls on CUDA GPUs only: here it changes nothing")
     print(f"NumPy vs torch: |torch - numpy| <= {tol['atol']:g} + {tol['rtol']:g} * |numpy|")
     print(f"{'layer':6} {'max abs diff':>13} {'max rel diff':>13} {'beyond tol':>11}")
     for k, d in layers.items():
         print(f"{k:6} {d['max_abs']:>13.3g} {d['max_rel']:>13.3g} {d['mismatched']:>11}")
-    print(f"accuracy: numpy {report['accuracy']['numpy']:.4f}, torch {report['accuracy']['torch']:.4f}")
-    print(f"smallest top-2 margin: numpy {margins['numpy'][0]:.3g} (image {margins['numpy'][1]}), "
-          f"torch {margins['torch'][0]:.3g} (image {margins['torch'][1]})")
-    print(f"parity: OK, all {len(images)} predictions identical" if parity else
-          f"parity: FAILED, {mismatched} of {len(images)} predictions differ, "
-          f"{sum(d['mismatched'] > 0 for d in layers.values())} layer(s) beyond tolerance")
+    print(
+        f"accuracy: numpy {report['accuracy']['numpy']:.4f}, torch {report['accuracy']['torch']:.4f}"
+    )
+    print(
+        f"smallest top-2 margin: numpy {margins['numpy'][0]:.3g} (image {margins['numpy'][1]}), "
+        f"torch {margins['torch'][0]:.3g} (image {margins['torch'][1]})"
+    )
+    print(
+        f"parity: OK, all {len(images)} predictions identical"
+        if parity
+        else f"parity: FAILED, {mismatched} of {len(images)} predictions differ, "
+        f"{sum(d['mismatched'] > 0 for d in layers.values())} layer(s) beyond tolerance"
+    )
     if args.exact:
-        print("\nagainst the exact result: the greatest error, over its proven bound and over the sqrt(n) u bound,"
-              "\nand the distance in ulps from the correctly rounded exact value (docs/exact.md)")
-        print(f"{'layer':6} {'side':6} {'max error':>10} {'/ bound':>8} {'/ prob.':>8} {'ulp med':>8} "
-              f"{'p99':>6} {'max':>9}  closer")
+        print(
+            "\nagainst the exact result: the greatest error, over its proven bound and over the sqrt(n) u bound,"
+            "\nand the distance in ulps from the correctly rounded exact value (docs/exact.md)"
+        )
+        print(
+            f"{'layer':6} {'side':6} {'max error':>10} {'/ bound':>8} {'/ prob.':>8} {'ulp med':>8} "
+            f"{'p99':>6} {'max':>9}  closer"
+        )
         for k in LAYER_OUTPUTS:
             for side in ("numpy", "torch"):
                 f = report["exact"][side][k]
-                print(f"{k:6} {side:6} {f['max_abs_error']:>10.3g} {f['max_error_over_bound']:>8.2g} "
-                      f"{f['max_error_over_probabilistic_bound']:>8.2g} {f['ulp_median']:>8g} {f['ulp_p99']:>6g} "
-                      f"{f['ulp_max']:>9}  {report['closer'][k] if side == 'numpy' else ''}")
-        print("exact: OK, every element of both sides lies within its proven bound" if verdict["ok"] else
-              "exact: FAILED: " + "; ".join(verdict["beyond"]))
+                print(
+                    f"{k:6} {side:6} {f['max_abs_error']:>10.3g} {f['max_error_over_bound']:>8.2g} "
+                    f"{f['max_error_over_probabilistic_bound']:>8.2g} {f['ulp_median']:>8g} {f['ulp_p99']:>6g} "
+                    f"{f['ulp_max']:>9}  {report['closer'][k] if side == 'numpy' else ''}"
+                )
+        print(
+            "exact: OK, every element of both sides lies within its proven bound"
+            if verdict["ok"]
+            else "exact: FAILED: " + "; ".join(verdict["beyond"])
+        )
     return EXIT_OK if ok else EXIT_FAILED

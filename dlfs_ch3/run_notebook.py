@@ -27,8 +27,14 @@ MAX_BYTES = 64 << 20  # the chapter's notebook, with its figures, is under 1 MB
 
 def parse_args(argv):
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("notebook", nargs="?", default=NOTEBOOK, help="the notebook (default: the chapter's)")
-    p.add_argument("--check", action="store_true", help="compare the text outputs with the saved ones; write nothing")
+    p.add_argument(
+        "notebook", nargs="?", default=NOTEBOOK, help="the notebook (default: the chapter's)"
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="compare the text outputs with the saved ones; write nothing",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
 
@@ -45,7 +51,9 @@ def read_notebook(path):
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
         return nb
-    except Exception as err:  # not UTF-8, not JSON, JSON of another shape: nbformat raises a dozen kinds
+    except (
+        Exception
+    ) as err:  # not UTF-8, not JSON, JSON of another shape: nbformat raises a dozen kinds
         raise NNError(f"{path}: not a notebook ({' '.join(str(err).split())[:200]})") from None
 
 
@@ -53,11 +61,20 @@ def execute(nb):
     """Execute ``nb`` in place, top to bottom, in a fresh kernel; CellExecutionError at the first failure."""
     from nbclient import NotebookClient
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    }
     with tempfile.TemporaryDirectory() as cwd:
         # log level ERROR: ipykernel 7 warns on every start that local TCP is unencrypted
-        client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, record_timing=False,
-                                extra_arguments=["--log-level=ERROR"], resources={"metadata": {"path": cwd}})
+        client = NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=CELL_TIMEOUT_S,
+            record_timing=False,
+            extra_arguments=["--log-level=ERROR"],
+            resources={"metadata": {"path": cwd}},
+        )
         client.execute(env=env)
     return nb
 
@@ -77,8 +94,11 @@ def text_output(cell):
 
 def text_changes(saved, executed):
     """``[(index, saved text, new text)]`` for each code cell whose text output differs."""
-    return [(i, text_output(a), text_output(b)) for i, (a, b) in enumerate(zip(saved.cells, executed.cells))
-            if a.cell_type == "code" and text_output(a) != text_output(b)]
+    return [
+        (i, text_output(a), text_output(b))
+        for i, (a, b) in enumerate(zip(saved.cells, executed.cells))
+        if a.cell_type == "code" and text_output(a) != text_output(b)
+    ]
 
 
 def main(argv=None):
@@ -86,18 +106,28 @@ def main(argv=None):
     try:
         from nbclient.exceptions import CellExecutionError
     except ImportError:
-        raise NNError("dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'") from None
+        raise NNError(
+            "dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install 'dlfs-ch3[notebook]'"
+        ) from None
     if args.notebook == NOTEBOOK and not os.path.exists(NOTEBOOK):
-        raise NNError("this installation holds no notebook: give the path of chapter3_numpy_to_pytorch.ipynb "
-                      "(notebooks/ in a clone or the sdist)")
+        raise NNError(
+            "this installation holds no notebook: give the path of chapter3_numpy_to_pytorch.ipynb "
+            "(notebooks/ in a clone or the sdist)"
+        )
     saved = read_notebook(args.notebook)
     executed = copy.deepcopy(saved)
     try:
         execute(executed)
     except CellExecutionError as err:
-        failed = [i for i, cell in enumerate(executed.cells)
-                  if any(out["output_type"] == "error" for out in cell.get("outputs", []))]
-        print(f"error: cell {failed[0] if failed else '?'} failed: {err.ename}: {err.evalue}", file=sys.stderr)
+        failed = [
+            i
+            for i, cell in enumerate(executed.cells)
+            if any(out["output_type"] == "error" for out in cell.get("outputs", []))
+        ]
+        print(
+            f"error: cell {failed[0] if failed else '?'} failed: {err.ename}: {err.evalue}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if args.check:
         changes = text_changes(saved, executed)
@@ -108,7 +138,11 @@ def main(argv=None):
         return EXIT_FAILED if changes else EXIT_OK
     import nbformat
 
-    with atomic_write(args.notebook, "w", what=f"save {args.notebook}") as f:  # never a half-written notebook
+    with atomic_write(
+        args.notebook, "w", what=f"save {args.notebook}"
+    ) as f:  # never a half-written notebook
         nbformat.write(executed, f)
-    print(f"ran {sum(c.cell_type == 'code' for c in executed.cells)} code cells; saved {args.notebook}")
+    print(
+        f"ran {sum(c.cell_type == 'code' for c in executed.cells)} code cells; saved {args.notebook}"
+    )
     return EXIT_OK

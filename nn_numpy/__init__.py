@@ -6,7 +6,14 @@ reference and error bounds in :mod:`nn_numpy.exact`; the chapter imports neither
 """
 
 from .activations import identity_function, relu, sigmoid, softmax, softmax_naive, step_function
-from .errors import DataCorruptedError, DataNotFoundError, InputShapeError, NNError, UnsafePickleError, WeightsError
+from .errors import (
+    DataCorruptedError,
+    DataNotFoundError,
+    InputShapeError,
+    NNError,
+    UnsafePickleError,
+    WeightsError,
+)
 from .evaluate import accuracy, normalize, predict_labels, predict_labels_loop
 from .network import LAYER_NAMES, MNIST_SHAPES, forward_layers, predict
 from .toy_network import forward, init_network

@@ -31,7 +31,9 @@ def identity_function(x):
 def softmax(x):
     """Softmax over the last axis, each row summing to 1; the row max is subtracted first."""
     x = np.asarray(x)
-    with np.errstate(invalid="ignore", over="ignore"):  # rows with ±inf or NaN give NaN, as in torch
+    with np.errstate(
+        invalid="ignore", over="ignore"
+    ):  # rows with ±inf or NaN give NaN, as in torch
         e = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
 

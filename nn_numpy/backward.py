@@ -25,9 +25,13 @@ def check_targets(t, n_classes, n=None):
     t = np.asarray(t)
     if not (t.ndim == 2 and t.shape[1] == n_classes and t.dtype.kind == "f"):
         if t.ndim != 1 or t.dtype.kind not in "iu":
-            raise InputShapeError(f"expected labels (N,) int or one-hot (N, {n_classes}) float, got {t.shape} {t.dtype}")
+            raise InputShapeError(
+                f"expected labels (N,) int or one-hot (N, {n_classes}) float, got {t.shape} {t.dtype}"
+            )
         if t.size and (t.min() < 0 or t.max() >= n_classes):
-            raise InputShapeError(f"labels must lie in [0, {n_classes}), got values {t.min()}..{t.max()}")
+            raise InputShapeError(
+                f"labels must lie in [0, {n_classes}), got values {t.min()}..{t.max()}"
+            )
     if n is not None and len(t) != n:
         raise InputShapeError(f"{n} images for {len(t)} labels")
     return t

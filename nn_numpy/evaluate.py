@@ -45,8 +45,11 @@ def check_images(dtype_name, shape, n_features):
 
 
 def check_batch_size(batch_size):
-    if batch_size is not None and (isinstance(batch_size, (bool, np.bool_))
-                                   or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, (bool, np.bool_))
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
@@ -66,9 +69,17 @@ def _checked(network, images, batch_size, dtype):
 
 def predict_labels_loop(network, images, dtype=None):
     """The book's first script: ``predict`` on one image at a time. ``(N, 784) -> (N,) int64``."""
-    images, work = _checked(network, images, None, dtype)  # once: each image then skips predict's checks
-    as_float = (lambda x: normalize(x, work)) if images.dtype == np.uint8 else (lambda x: x.astype(work, copy=False))
-    return np.array([np.argmax(_forward(network, as_float(img))["y"]) for img in images], dtype=np.int64)
+    images, work = _checked(
+        network, images, None, dtype
+    )  # once: each image then skips predict's checks
+    as_float = (
+        (lambda x: normalize(x, work))
+        if images.dtype == np.uint8
+        else (lambda x: x.astype(work, copy=False))
+    )
+    return np.array(
+        [np.argmax(_forward(network, as_float(img))["y"]) for img in images], dtype=np.int64
+    )
 
 
 def _sigmoid_(a):
@@ -104,18 +115,22 @@ def predict_labels(network, images, batch_size=None, dtype=None):
     chunk = max(min(batch_size or CHUNK, n), 1)
     params = [np.asarray(network[k], dtype=work) for k in LAYER_NAMES]
     if images.dtype == np.uint8:
-        params[0] = params[0] / work.type(255)  # (x / 255) @ W1 == x @ (W1 / 255): the pixels need only a cast
+        params[0] = params[0] / work.type(
+            255
+        )  # (x / 255) @ W1 == x @ (W1 / 255): the pixels need only a cast
     x = np.empty((chunk, n_in), work) if images.dtype != work else None
     a1, a2, a3 = (np.empty((chunk, W.shape[1]), work) for W in params[::2])
     out = np.empty(n, dtype=np.int64)
     with np.errstate(over="ignore"):
         for i in range(0, n, chunk):
-            batch = images[i:i + chunk]
+            batch = images[i : i + chunk]
             m = len(batch)
             if x is not None:
                 np.copyto(x[:m], batch)
                 batch = x[:m]
-            np.argmax(_logits_into(params, batch, a1[:m], a2[:m], a3[:m]), axis=1, out=out[i:i + m])
+            np.argmax(
+                _logits_into(params, batch, a1[:m], a2[:m], a3[:m]), axis=1, out=out[i : i + m]
+            )
     return out
 
 
@@ -123,8 +138,10 @@ def accuracy(predictions, labels):
     """Fraction of ``predictions`` equal to ``labels``, both ``(N,)``; NaN for N = 0."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if predictions.ndim != 1 or labels.ndim != 1:
-        raise InputShapeError(f"expected predictions and labels of shape (N,), "
-                              f"got {predictions.shape} and {labels.shape}")
+        raise InputShapeError(
+            f"expected predictions and labels of shape (N,), "
+            f"got {predictions.shape} and {labels.shape}"
+        )
     if len(predictions) != len(labels):
         raise InputShapeError(f"{len(predictions)} predictions for {len(labels)} labels")
     return float(np.mean(predictions == labels)) if len(labels) else float("nan")

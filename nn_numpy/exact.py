@@ -23,6 +23,7 @@ SLACK = 1 + 1e-9  # covers the float64 rounding of the bounds' own arithmetic (b
 
 # --- double-double arithmetic on arrays: a value is (hi, lo) with hi = fl(hi + lo) ---------------------
 
+
 def _two_sum(a, b):
     s = a + b
     t = s - a
@@ -36,7 +37,9 @@ def _fast_two_sum(a, b):  # needs |a| >= |b|
 
 def _two_prod(a, b):
     p = a * b
-    ah, bh = (134217729.0 * v - (134217729.0 * v - v) for v in (a, b))  # Dekker's split: 26 + 27 bits
+    ah, bh = (
+        134217729.0 * v - (134217729.0 * v - v) for v in (a, b)
+    )  # Dekker's split: 26 + 27 bits
     al, bl = a - ah, b - bh
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
@@ -66,7 +69,9 @@ def exp(a):
     """``exp`` of a double-double: ``a = m ln2 + 1024 r``, Taylor to r**10, then squared ten times. Its
     relative error is below 2**-96 down to exp(-650), its absolute error below 2**-1070 beyond."""
     m = np.rint(a[0] / 0.6931471805599453)
-    r = add(add(a, _two_prod(-m, 0.6931471805599453)), (-m * 2.3190468138462996e-17, 0 * m))  # ln2, double-double
+    r = add(
+        add(a, _two_prod(-m, 0.6931471805599453)), (-m * 2.3190468138462996e-17, 0 * m)
+    )  # ln2, double-double
     r = (r[0] / 1024, r[1] / 1024)
     s = term = r
     for k in range(2, 11):
@@ -82,7 +87,10 @@ def exp(a):
 def _sigmoid(a):
     positive = a[0] >= 0
     t = exp((np.where(positive, -a[0], a[0]), np.where(positive, -a[1], a[1])))  # exp(-|a|) <= 1
-    return div((np.where(positive, 1.0, t[0]), np.where(positive, 0.0, t[1])), add((1 + 0 * t[0], 0 * t[0]), t))
+    return div(
+        (np.where(positive, 1.0, t[0]), np.where(positive, 0.0, t[1])),
+        add((1 + 0 * t[0], 0 * t[0]), t),
+    )
 
 
 def _softmax(a):
@@ -90,11 +98,12 @@ def _softmax(a):
     e = exp(add(a, (-top + 0 * a[0], 0 * a[0])))
     total = (e[0][:, :1], e[1][:, :1])
     for j in range(1, e[0].shape[1]):
-        total = add(total, (e[0][:, j:j + 1], e[1][:, j:j + 1]))
+        total = add(total, (e[0][:, j : j + 1], e[1][:, j : j + 1]))
     return div(e, (np.broadcast_to(total[0], e[0].shape), np.broadcast_to(total[1], e[0].shape)))
 
 
 # --- exact matmuls --------------------------------------------------------------------------------------
+
 
 def _slices(a, bits, stop=-1100):
     """``a`` (float64) as a list of arrays on a fixed grid, each with at most ``bits`` significant bits
@@ -104,7 +113,9 @@ def _slices(a, bits, stop=-1100):
         return out
     high = int(np.floor(np.log2(top))) + 1
     while high - bits >= stop and a.any():
-        big = 1.5 * 2.0 ** (high - bits + 52)  # (a + big) - big rounds a to a multiple of 2**(high - bits)
+        big = 1.5 * 2.0 ** (
+            high - bits + 52
+        )  # (a + big) - big rounds a to a multiple of 2**(high - bits)
         part = (a + big) - big
         out.append(part)
         a, high = a - part, high - bits
@@ -115,9 +126,12 @@ def _affine(parts, bits, W, b, stop):
     """``sum(parts) @ W + b`` as a double-double. Every slice product is exact: its terms carry at most
     ``bits`` + the weight slice's bits, and n of them sum below 2**53 quanta, in any order."""
     wbits = 53 - bits - 1 - int(np.ceil(np.log2(W.shape[0])))
-    acc = (np.broadcast_to(b, (len(parts[0]), len(b))).astype(np.float64), np.zeros((len(parts[0]), len(b))))
+    acc = (
+        np.broadcast_to(b, (len(parts[0]), len(b))).astype(np.float64),
+        np.zeros((len(parts[0]), len(b))),
+    )
     for x in parts:
-        for xs in (_slices(x, bits, stop) if stop is not None else [x]):
+        for xs in _slices(x, bits, stop) if stop is not None else [x]:
             for ws in _slices(W.astype(np.float64), wbits):
                 p = xs @ ws
                 acc = add(acc, (p, 0 * p))
@@ -127,8 +141,12 @@ def _affine(parts, bits, W, b, stop):
 def forward(weights, pixels):
     """``{layer: (hi, lo)}`` for every layer of the chapter's network on uint8 ``pixels (N, 784)``."""
     W1, b1, W2, b2, W3, b3 = (np.asarray(weights[k], np.float64) for k in LAYER_NAMES)
-    s = _affine([pixels.astype(np.float64)], 8, W1, 0 * b1, None)  # pixels are 8-bit integers: one slice
-    a1 = add(div(s, (255 + 0 * s[0], 0 * s[0])), (b1 + 0 * s[0], 0 * s[0]))  # x = pixel / 255, exactly
+    s = _affine(
+        [pixels.astype(np.float64)], 8, W1, 0 * b1, None
+    )  # pixels are 8-bit integers: one slice
+    a1 = add(
+        div(s, (255 + 0 * s[0], 0 * s[0])), (b1 + 0 * s[0], 0 * s[0])
+    )  # x = pixel / 255, exactly
     z1 = _sigmoid(a1)
     a2 = _affine(z1, 22, W2, b2, -130)  # below 2**-130, z's bits move no result by a float64 ulp
     z2 = _sigmoid(a2)
@@ -151,8 +169,13 @@ def reference(weights, pixels, cache_dir=None, chunk=1000):
     prefix, table = f"exact-{inputs.hexdigest()[:16]}-", None
 
     def expected(shape, fortran_order, dtype):
-        if (shape, fortran_order, dtype) != ((len(pixels), 2 * sum(widths)), False, np.dtype(np.float64)):
+        if (shape, fortran_order, dtype) != (
+            (len(pixels), 2 * sum(widths)),
+            False,
+            np.dtype(np.float64),
+        ):
             raise ValueError("not this cache's shape")
+
     for name in sorted(os.listdir(cache_dir)) if cache_dir and os.path.isdir(cache_dir) else []:
         if name.startswith(prefix) and name.endswith(".npy"):
             try:
@@ -164,22 +187,37 @@ def reference(weights, pixels, cache_dir=None, chunk=1000):
                 break
             table = None
     if table is None:
-        parts = [forward(weights, pixels[i:i + chunk]) for i in range(0, len(pixels), chunk)]
-        table = np.concatenate([np.concatenate([np.concatenate([p[k][j] for k in LAYER_OUTPUTS], 1) for j in (0, 1)],
-                                               1) for p in parts]) if parts else np.zeros((0, 2 * sum(widths)))
+        parts = [forward(weights, pixels[i : i + chunk]) for i in range(0, len(pixels), chunk)]
+        table = (
+            np.concatenate(
+                [
+                    np.concatenate(
+                        [np.concatenate([p[k][j] for k in LAYER_OUTPUTS], 1) for j in (0, 1)], 1
+                    )
+                    for p in parts
+                ]
+            )
+            if parts
+            else np.zeros((0, 2 * sum(widths)))
+        )
         if cache_dir and is_writable(cache_dir):
             try:
-                path = os.path.join(cache_dir, f"{prefix}{hashlib.sha256(table).hexdigest()[:16]}.npy")
+                path = os.path.join(
+                    cache_dir, f"{prefix}{hashlib.sha256(table).hexdigest()[:16]}.npy"
+                )
                 with atomic_write(path) as file:
                     np.save(file, table, allow_pickle=False)
             except OSError:
                 pass  # a full disk: no cache this time
     edges, half = np.cumsum([0] + widths), sum(widths)
-    return {k: (table[:, edges[i]:edges[i + 1]], table[:, half + edges[i]:half + edges[i + 1]])
-            for i, k in enumerate(LAYER_OUTPUTS)}
+    return {
+        k: (table[:, edges[i] : edges[i + 1]], table[:, half + edges[i] : half + edges[i + 1]])
+        for i, k in enumerate(LAYER_OUTPUTS)
+    }
 
 
 # --- proven error bounds ----------------------------------------------------------------------------------
+
 
 def bounds(weights, pixels, exact, dtype, probabilistic=False):
     """``{layer: (N, k) array}``: per element, a bound on ``|side - exact|`` for any side computing the
@@ -188,8 +226,13 @@ def bounds(weights, pixels, exact, dtype, probabilistic=False):
     u, tiny = UNIT_ROUNDOFF[dtype], float(np.finfo(dtype).tiny)
     x = pixels.astype(np.float64) / 255
     size, error, out = x * (1 + u), x * u, {}  # |x^| <= x (1 + u); |x^ - x| <= u x
-    for i, (w, b, a, z) in enumerate([("W1", "b1", "a1", "z1"), ("W2", "b2", "a2", "z2"), ("W3", "b3", "a3", "y")]):
-        W, bias = np.abs(np.asarray(weights[w], np.float64)), np.abs(np.asarray(weights[b], np.float64))
+    for i, (w, b, a, z) in enumerate(
+        [("W1", "b1", "a1", "z1"), ("W2", "b2", "a2", "z2"), ("W3", "b3", "a3", "y")]
+    ):
+        W, bias = (
+            np.abs(np.asarray(weights[w], np.float64)),
+            np.abs(np.asarray(weights[b], np.float64)),
+        )
         n = W.shape[0] + 1  # n products and the bias
         g = np.sqrt(n) * u if probabilistic else n * u / (1 - n * u)
         out[a] = (g * (size @ W + bias) + error @ W + n * tiny) * SLACK
@@ -199,10 +242,16 @@ def bounds(weights, pixels, exact, dtype, probabilistic=False):
             out[z], size = error, value + error
         else:  # softmax: a row moved by at most d moves y by y (e**2d - 1); then its own rounding
             d = out[a].max(axis=1, keepdims=True)
-            spread = exact[a][0].max(axis=1, keepdims=True) - exact[a][0].min(axis=1, keepdims=True) + 2 * d
+            spread = (
+                exact[a][0].max(axis=1, keepdims=True)
+                - exact[a][0].min(axis=1, keepdims=True)
+                + 2 * d
+            )
             k = value.shape[1]
             rounding = (1 + EXP_ULPS * u) * np.exp(u * spread) - 1
-            eta = (1 + rounding) * (1 + u) ** 2 / ((1 - rounding) * (1 - (k - 1) * u / (1 - (k - 1) * u))) - 1
+            eta = (1 + rounding) * (1 + u) ** 2 / (
+                (1 - rounding) * (1 - (k - 1) * u / (1 - (k - 1) * u))
+            ) - 1
             moved = value * np.expm1(2 * d)
             out[z] = (moved + eta * (value + moved) + tiny) * SLACK
     return out
@@ -214,12 +263,19 @@ def rounded_inputs_bound(weights, pixels, fmt, lam=7.0):
     u, n = UNIT_ROUNDOFF["float32"], np.shape(weights["W1"])[0] + 1
     x, W = pixels.astype(np.float64) / 255, np.abs(np.asarray(weights["W1"], np.float64))
     g = n * u / (1 - n * u)
-    spread = np.sqrt((x * x) @ (W * W))  # the 2-norm of the products x_k W_k: rounding errors add as their squares
-    return (lam * 2 * UNIT_ROUNDOFF[fmt] * spread + g * (x * (1 + u) @ W + np.abs(weights["b1"])) + u * x @ W
-            + n * float(np.finfo(np.float32).tiny)) * SLACK
+    spread = np.sqrt(
+        (x * x) @ (W * W)
+    )  # the 2-norm of the products x_k W_k: rounding errors add as their squares
+    return (
+        lam * 2 * UNIT_ROUNDOFF[fmt] * spread
+        + g * (x * (1 + u) @ W + np.abs(weights["b1"]))
+        + u * x @ W
+        + n * float(np.finfo(np.float32).tiny)
+    ) * SLACK
 
 
 # --- comparing a side with the exact result --------------------------------------------------------------
+
 
 def correctly_rounded(exact, dtype):
     """The double-double ``exact`` rounded to nearest in ``dtype``."""
@@ -227,17 +283,23 @@ def correctly_rounded(exact, dtype):
     if dtype == "float64":
         return hi.copy()
     r = hi.astype(np.float32)
-    d = hi - r.astype(np.float64)  # exact: r has 24 bits and lies within an ulp of hi; |lo| is below d's steps
+    d = hi - r.astype(
+        np.float64
+    )  # exact: r has 24 bits and lies within an ulp of hi; |lo| is below d's steps
     half = np.spacing(np.abs(r)).astype(np.float64) / 2
     r = np.where((d > half) | ((d == half) & (lo > 0)), np.nextafter(r, np.float32(np.inf)), r)
-    return np.where((d < -half) | ((d == -half) & (lo < 0)), np.nextafter(r, np.float32(-np.inf)), r)
+    return np.where(
+        (d < -half) | ((d == -half) & (lo < 0)), np.nextafter(r, np.float32(-np.inf)), r
+    )
 
 
 def ulp_distance(a, b):
     """How many floats of ``a``'s dtype lie from ``a`` to ``b``, elementwise (int64)."""
     bits = {4: np.int32, 8: np.int64}[a.dtype.itemsize]
     order = [v.view(bits).astype(np.int64) for v in (a, b.astype(a.dtype))]
-    order = [np.where(o < 0, np.iinfo(bits).min - o, o) for o in order]  # negatives below the positives
+    order = [
+        np.where(o < 0, np.iinfo(bits).min - o, o) for o in order
+    ]  # negatives below the positives
     return np.abs(order[0] - order[1])
 
 
@@ -245,7 +307,11 @@ def compare(side, exact, bound, probabilistic_bound):
     """One side's layer against the exact result: the six figures ``parity-report --exact`` reports."""
     err = np.abs((side.astype(np.float64) - exact[0]) - exact[1])
     ulps = ulp_distance(side, correctly_rounded(exact, side.dtype.name))
-    return {"max_abs_error": float(err.max(initial=0)), "max_error_over_bound": float((err / bound).max(initial=0)),
-            "max_error_over_probabilistic_bound": float((err / probabilistic_bound).max(initial=0)),
-            "ulp_median": float(np.median(ulps)) if ulps.size else 0.0,
-            "ulp_p99": float(np.percentile(ulps, 99)) if ulps.size else 0.0, "ulp_max": int(ulps.max(initial=0))}
+    return {
+        "max_abs_error": float(err.max(initial=0)),
+        "max_error_over_bound": float((err / bound).max(initial=0)),
+        "max_error_over_probabilistic_bound": float((err / probabilistic_bound).max(initial=0)),
+        "ulp_median": float(np.median(ulps)) if ulps.size else 0.0,
+        "ulp_p99": float(np.percentile(ulps, 99)) if ulps.size else 0.0,
+        "ulp_max": int(ulps.max(initial=0)),
+    }

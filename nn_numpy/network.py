@@ -10,7 +10,14 @@ from .activations import sigmoid, softmax
 from .errors import InputShapeError, WeightsError
 
 LAYER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
-MNIST_SHAPES = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
+MNIST_SHAPES = {
+    "W1": (784, 50),
+    "b1": (50,),
+    "W2": (50, 100),
+    "b2": (100,),
+    "W3": (100, 10),
+    "b3": (10,),
+}
 LAYER_OUTPUTS = ("a1", "z1", "a2", "z2", "a3", "y")
 BOOK_ACCURACY = 0.9352
 
@@ -20,9 +27,13 @@ def check_keys(keys, source="weights"):
     missing = [k for k in LAYER_NAMES if k not in keys]
     extra = [k for k in keys if k not in LAYER_NAMES]
     if missing or extra:
-        shown = ", ".join(repr(k)[:40] for k in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
-        raise WeightsError(f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
-                           f"unexpected: {shown or 'none'}")
+        shown = ", ".join(repr(k)[:40] for k in extra[:5]) + (
+            f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+        )
+        raise WeightsError(
+            f"{source}: expected keys {', '.join(LAYER_NAMES)}; missing: {', '.join(missing) or 'none'}; "
+            f"unexpected: {shown or 'none'}"
+        )
 
 
 def check_network(network, source="weights"):
@@ -36,7 +47,10 @@ def check_network(network, source="weights"):
         if a.dtype.kind != "f":
             raise WeightsError(f"{source}: {k}: expected a float dtype, found {a.dtype}")
         if k[0] == "W":
-            ok, expected = a.ndim == 2 and a.shape[0] == (width or a.shape[0]), f"({width or 'N'}, N)"
+            ok, expected = (
+                a.ndim == 2 and a.shape[0] == (width or a.shape[0]),
+                f"({width or 'N'}, N)",
+            )
         else:
             ok, expected = a.shape == (width,), f"({width},)"
         if not ok:
@@ -51,10 +65,16 @@ def check_input(x, n_features):
     """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
-        hint = " (uint8 pixels: divide by 255 with nn_numpy.normalize first)" if x.dtype == np.uint8 else ""
+        hint = (
+            " (uint8 pixels: divide by 255 with nn_numpy.normalize first)"
+            if x.dtype == np.uint8
+            else ""
+        )
         raise InputShapeError(f"expected float32 or float64 input, got {x.dtype}{hint}")
     if x.ndim not in (1, 2) or x.shape[-1] != n_features:
-        raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {x.shape}")
+        raise InputShapeError(
+            f"expected input of shape ({n_features},) or (N, {n_features}), got {x.shape}"
+        )
     return x
 
 

@@ -22,13 +22,17 @@ def loss_and_gradients(model, x, t):
     """
     x = check_input(x, model.fc1.in_features, model.fc1.weight.dtype)
     if x.ndim != 2 or x.shape[0] == 0:
-        raise InputShapeError(f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {tuple(x.shape)}")
+        raise InputShapeError(
+            f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {tuple(x.shape)}"
+        )
     if not torch.is_tensor(t):
         raise InputShapeError(f"expected labels as a torch.Tensor, got {type(t).__name__}")
     check_targets(t.detach().cpu().numpy(), model.fc3.out_features, len(x))
     model.zero_grad()
     with full_precision():
-        loss = F.cross_entropy(model.logits(x), t.to(x.dtype) if t.is_floating_point() else t.long())
+        loss = F.cross_entropy(
+            model.logits(x), t.to(x.dtype) if t.is_floating_point() else t.long()
+        )
         loss.backward()
     return loss.item(), model.book_layout(grad=True)
 

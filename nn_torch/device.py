@@ -15,9 +15,17 @@ class DeviceError(NNError, RuntimeError):
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 # torch >= 2.9 keeps TF32 switches per backend (``fp32_precision``) beside the legacy flags.
-_PRECISION_HOLDERS = (torch.backends, torch.backends.cuda.matmul, torch.backends.cudnn,
-                      torch.backends.cudnn.conv, torch.backends.cudnn.rnn, torch.backends.mkldnn,
-                      torch.backends.mkldnn.matmul, torch.backends.mkldnn.conv, torch.backends.mkldnn.rnn)
+_PRECISION_HOLDERS = (
+    torch.backends,
+    torch.backends.cuda.matmul,
+    torch.backends.cudnn,
+    torch.backends.cudnn.conv,
+    torch.backends.cudnn.rnn,
+    torch.backends.mkldnn,
+    torch.backends.mkldnn.matmul,
+    torch.backends.mkldnn.conv,
+    torch.backends.mkldnn.rnn,
+)
 
 
 def _mps_available():
@@ -41,18 +49,27 @@ def resolve_device(spec="auto"):
         return torch.device("cpu")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            build = ("without CUDA" if torch.version.cuda is None
-                     else f"with CUDA {torch.version.cuda} but no GPU is visible")
-            raise DeviceError(f"{spec} is not available: torch {torch.__version__} is built {build}; use --device cpu")
+            build = (
+                "without CUDA"
+                if torch.version.cuda is None
+                else f"with CUDA {torch.version.cuda} but no GPU is visible"
+            )
+            raise DeviceError(
+                f"{spec} is not available: torch {torch.__version__} is built {build}; use --device cpu"
+            )
         count = torch.cuda.device_count()
         index = torch.cuda.current_device() if device.index is None else device.index
         if index >= count:
-            raise DeviceError(f"cuda:{index} is out of range: {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise DeviceError(
+                f"cuda:{index} is out of range: {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
         return torch.device("cuda", index)
     if device.type == "mps":
         if not _mps_available():
-            raise DeviceError("mps is not available (it needs Apple silicon and a torch built with MPS); "
-                              "use --device cpu")
+            raise DeviceError(
+                "mps is not available (it needs Apple silicon and a torch built with MPS); "
+                "use --device cpu"
+            )
         return torch.device("mps")
     raise DeviceError(f"unsupported device {str(spec)!r}: expected {DEVICE_CHOICES}")
 

@@ -30,7 +30,11 @@ def normalize(pixels, dtype=torch.float32):
     multiplication by its reciprocal, which misses the correctly rounded quotient for some pixels.
     """
     dtype = getattr(torch, float_dtype(dtype))
-    pixels = pixels if torch.is_tensor(pixels) else torch.from_numpy(np.require(pixels, requirements="W"))
+    pixels = (
+        pixels
+        if torch.is_tensor(pixels)
+        else torch.from_numpy(np.require(pixels, requirements="W"))
+    )
     if pixels.dtype != torch.uint8:
         raise InputShapeError(f"expected uint8 pixels, got {dtype_name(pixels.dtype)}")
     return pixels.to(dtype) / torch.full((), 255, dtype=dtype, device=pixels.device)
@@ -86,15 +90,23 @@ def _evaluate(model, images, batch_size, device, dtype, probabilities):
     n = len(images)
     device = resolve_device(device)
     check_dtype(device, dtype)
-    out = (np.empty((n, model.fc3.out_features), dtype=dtype_name(dtype)) if probabilities
-           else np.empty(n, dtype=np.int64))
+    out = (
+        np.empty((n, model.fc3.out_features), dtype=dtype_name(dtype))
+        if probabilities
+        else np.empty(n, dtype=np.int64)
+    )
     fused = _fused(model)
     batch_size = max(min(batch_size or (CPU_CHUNK if fused and device.type == "cpu" else n), n), 1)
     if fused:
-        params = [p.detach().to(device, dtype) for fc in (model.fc1, model.fc2, model.fc3)
-                  for p in (fc.weight, fc.bias)]
+        params = [
+            p.detach().to(device, dtype)
+            for fc in (model.fc1, model.fc2, model.fc3)
+            for p in (fc.weight, fc.bias)
+        ]
     elif (model.fc1.weight.device, model.fc1.weight.dtype) != (device, dtype):
-        model = copy.deepcopy(model).to(device=device, dtype=dtype)  # leave the caller's model as it was
+        model = copy.deepcopy(model).to(
+            device=device, dtype=dtype
+        )  # leave the caller's model as it was
     # results gather on the device and come back in one copy, so batches queue without a sync each
     result = torch.from_numpy(out)
     result = result if device.type == "cpu" else torch.empty_like(result, device=device)
@@ -105,16 +117,24 @@ def _evaluate(model, images, batch_size, device, dtype, probabilities):
             j = min(i + batch_size, n)
             try:
                 if buffers is None or len(buffers[0]) < j - i:
-                    buffers = [torch.empty((batch_size, fc.in_features), dtype=dtype, device=device)
-                               for fc in (model.fc1, model.fc2, model.fc3)]
-                    buffers.append(torch.empty((batch_size, model.fc3.out_features), dtype=dtype, device=device))
+                    buffers = [
+                        torch.empty((batch_size, fc.in_features), dtype=dtype, device=device)
+                        for fc in (model.fc1, model.fc2, model.fc3)
+                    ]
+                    buffers.append(
+                        torch.empty(
+                            (batch_size, model.fc3.out_features), dtype=dtype, device=device
+                        )
+                    )
                 x = _batch_to_device(images, i, j, device)
-                if x.dtype == torch.uint8:  # as normalize(x, dtype), bit for bit, into a reused buffer
-                    x = torch.div(x, divisor, out=buffers[0][:j - i])
+                if (
+                    x.dtype == torch.uint8
+                ):  # as normalize(x, dtype), bit for bit, into a reused buffer
+                    x = torch.div(x, divisor, out=buffers[0][: j - i])
                 else:
                     x = x.to(dtype)
                 if fused:
-                    y = _logits_into(params, x, *(b[:j - i] for b in buffers[1:]))
+                    y = _logits_into(params, x, *(b[: j - i] for b in buffers[1:]))
                     y = torch.softmax(y, dim=-1) if probabilities else y
                 else:
                     y = model(x)
@@ -122,11 +142,15 @@ def _evaluate(model, images, batch_size, device, dtype, probabilities):
             except torch.cuda.OutOfMemoryError:
                 # the retry runs after this block, once the traceback no longer holds the failed batch
                 if batch_size == 1:
-                    raise DeviceError(f"{device} is out of memory even for a batch of one image") from None
+                    raise DeviceError(
+                        f"{device} is out of memory even for a batch of one image"
+                    ) from None
                 batch_size, buffers = batch_size // 2, None
                 if not said_oom:
-                    print(f"{device} out of memory: halving the batch to {batch_size} images and going on",
-                          file=sys.stderr)
+                    print(
+                        f"{device} out of memory: halving the batch to {batch_size} images and going on",
+                        file=sys.stderr,
+                    )
                     said_oom = True
                 continue
             i = j

@@ -15,16 +15,26 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 def check_input(x, n_features, dtype):
     """``x`` if it is a ``(n_features,)`` or ``(N, n_features)`` tensor of the weights' ``dtype``."""
     if not torch.is_tensor(x):
-        raise InputShapeError(f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)")
+        raise InputShapeError(
+            f"expected a torch.Tensor, got {type(x).__name__} (wrap arrays with torch.from_numpy)"
+        )
     if x.dtype not in FLOAT_DTYPES:
-        hint = " (uint8 pixels: divide by 255 with nn_torch.normalize first)" if x.dtype == torch.uint8 else ""
+        hint = (
+            " (uint8 pixels: divide by 255 with nn_torch.normalize first)"
+            if x.dtype == torch.uint8
+            else ""
+        )
         raise InputShapeError(f"expected float32 or float64 input, got {dtype_name(x.dtype)}{hint}")
     if x.ndim not in (1, 2) or x.shape[-1] != n_features:
-        raise InputShapeError(f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}")
+        raise InputShapeError(
+            f"expected input of shape ({n_features},) or (N, {n_features}), got {tuple(x.shape)}"
+        )
     if x.dtype != dtype:
         # NumPy casts the weights to the input; a Module keeps one dtype, so say which to convert
-        raise InputShapeError(f"input is {dtype_name(x.dtype)} but the weights are {dtype_name(dtype)}: "
-                              f"use x.to({dtype}) or model.to({x.dtype})")
+        raise InputShapeError(
+            f"input is {dtype_name(x.dtype)} but the weights are {dtype_name(dtype)}: "
+            f"use x.to({dtype}) or model.to({x.dtype})"
+        )
     return x
 
 
@@ -87,7 +97,9 @@ class MnistNet(nn.Module):
 
     def to_numpy(self):
         """The book's dict back: C-contiguous copies in the model's dtype, ``W = weight.T``, bitwise its values."""
-        return {k: np.array(v.detach().cpu().numpy(), order="C") for k, v in self.book_layout().items()}
+        return {
+            k: np.array(v.detach().cpu().numpy(), order="C") for k, v in self.book_layout().items()
+        }
 
     def forward_layers(self, x):
         """``{a1, z1 (.., 50), a2, z2 (.., 100), a3 logits, y probabilities (.., 10)}``, as NumPy's."""

@@ -21,13 +21,19 @@ import torch
 
 # torch.testing.assert_close's defaults, but float64's 1e-7 tightened to 1e-12: a second check beside the
 # proven bounds, whose float64 differences on MNIST stay near 1e-14
-TOLERANCE = {"float64": {"rtol": 1e-12, "atol": 1e-12}, "float32": {"rtol": 1.3e-6, "atol": 1e-5},
-             "float16": {"rtol": 1e-3, "atol": 1e-5}, "bfloat16": {"rtol": 1.6e-2, "atol": 1e-5}}
+TOLERANCE = {
+    "float64": {"rtol": 1e-12, "atol": 1e-12},
+    "float32": {"rtol": 1.3e-6, "atol": 1e-5},
+    "float16": {"rtol": 1e-3, "atol": 1e-5},
+    "bfloat16": {"rtol": 1.6e-2, "atol": 1e-5},
+}
 TOLERANCE["complex128"], TOLERANCE["complex64"] = TOLERANCE["float64"], TOLERANCE["float32"]
 
 # One op on identical inputs: a few ulp, and atol = the smallest normal number, below which torch flushes.
-ACTIVATION_TOLERANCE = {"float32": {"rtol": 1e-6, "atol": float(np.finfo(np.float32).tiny)},
-                        "float64": {"rtol": 1e-14, "atol": float(np.finfo(np.float64).tiny)}}
+ACTIVATION_TOLERANCE = {
+    "float32": {"rtol": 1e-6, "atol": float(np.finfo(np.float32).tiny)},
+    "float64": {"rtol": 1e-14, "atol": float(np.finfo(np.float64).tiny)},
+}
 
 
 def to_numpy(x):
@@ -36,7 +42,9 @@ def to_numpy(x):
         x = np.asarray(x)
         return x, x.dtype.name
     x = x.detach().cpu()
-    return (x.float() if x.dtype == torch.bfloat16 else x).numpy(), str(x.dtype).removeprefix("torch.")
+    return (x.float() if x.dtype == torch.bfloat16 else x).numpy(), str(x.dtype).removeprefix(
+        "torch."
+    )
 
 
 def differences(expected, actual, rtol, atol):
@@ -45,11 +53,15 @@ def differences(expected, actual, rtol, atol):
     if np.iscomplexobj(e) or np.iscomplexobj(a):
         e, a = (np.stack([v.real, v.imag], axis=-1) for v in (e, a))
         atol = np.asarray(atol)[..., None] if np.ndim(atol) else atol
-    if e.dtype.kind in "biu" and a.dtype.kind in "biu":  # exactly, as themselves: no float64 rounding
+    if (
+        e.dtype.kind in "biu" and a.dtype.kind in "biu"
+    ):  # exactly, as themselves: no float64 rounding
         bad = e != a
         diff = np.zeros(e.shape, dtype=np.float64)
         diff[bad] = [abs(int(p) - int(q)) for p, q in zip(a[bad], e[bad])]
-        rel = np.where(bad, diff / np.maximum(np.abs(e.astype(np.float64)), np.finfo(np.float64).tiny), 0.0)
+        rel = np.where(
+            bad, diff / np.maximum(np.abs(e.astype(np.float64)), np.finfo(np.float64).tiny), 0.0
+        )
     else:
         e, a = e.astype(np.float64), a.astype(np.float64)
         same = (a == e) | (np.isnan(a) & np.isnan(e))
@@ -59,9 +71,14 @@ def differences(expected, actual, rtol, atol):
             bad = ~same & ~(np.isfinite(a) & np.isfinite(e) & (diff <= atol + rtol * np.abs(e)))
     i_abs = np.unravel_index(np.argmax(diff), diff.shape) if diff.size else ()
     i_rel = np.unravel_index(np.argmax(rel), rel.shape) if rel.size else ()
-    return {"mismatched": int(bad.sum()), "total": int(bad.size),
-            "max_abs": float(diff[i_abs]) if diff.size else 0.0, "max_abs_index": [int(i) for i in i_abs],
-            "max_rel": float(rel[i_rel]) if rel.size else 0.0, "max_rel_index": [int(i) for i in i_rel]}
+    return {
+        "mismatched": int(bad.sum()),
+        "total": int(bad.size),
+        "max_abs": float(diff[i_abs]) if diff.size else 0.0,
+        "max_abs_index": [int(i) for i in i_abs],
+        "max_rel": float(rel[i_rel]) if rel.size else 0.0,
+        "max_rel_index": [int(i) for i in i_rel],
+    }
 
 
 def assert_parity(stage, expected, actual, rtol=None, atol=None):
@@ -85,13 +102,14 @@ def assert_parity(stage, expected, actual, rtol=None, atol=None):
     if d["mismatched"]:
         i, j = tuple(d["max_abs_index"]), tuple(d["max_rel_index"])
         shown = [np.stack([v.real, v.imag], -1)[i] if np.iscomplexobj(v) else v[i] for v in (e, a)]
-        allowed = atol if np.ndim(atol) == 0 else np.broadcast_to(atol, e.shape)[i[:e.ndim]]
+        allowed = atol if np.ndim(atol) == 0 else np.broadcast_to(atol, e.shape)[i[: e.ndim]]
         raise AssertionError(  # str, not repr: NumPy 2 would write np.float32(...) around the values
             f"{stage}: not close!\n"
             f"Mismatched elements: {d['mismatched']} / {d['total']} ({100 * d['mismatched'] / d['total']:.1f}%)\n"
             f"Greatest absolute difference: {d['max_abs']:.6g} at index {i} (up to {float(allowed):g} allowed): "
             f"NumPy {shown[0]!s}, torch {shown[1]!s}\n"
-            f"Greatest relative difference: {d['max_rel']:.6g} at index {j} (up to {rtol:g} allowed)")
+            f"Greatest relative difference: {d['max_rel']:.6g} at index {j} (up to {rtol:g} allowed)"
+        )
     return d
 
 
@@ -111,7 +129,7 @@ def affine_tolerance(x, W, b, dtype="float32"):
     Each lies within Higham's gamma(n+1) (|x| |W| + |b|) of the exact result (docs/exact.md), so
     two lie within twice that, whatever BLAS, CPU or GPU computed them.
     """
-    from nn_numpy.exact import UNIT_ROUNDOFF, SLACK
+    from nn_numpy.exact import SLACK, UNIT_ROUNDOFF
 
     absolute = [np.abs(np.asarray(v, np.float64)) for v in (x, W, b)]
     n, u = absolute[1].shape[0] + 1, UNIT_ROUNDOFF[str(dtype).removeprefix("torch.")]

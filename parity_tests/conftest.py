@@ -22,4 +22,5 @@ def torch_layers(weights, test_set):
                 out = model.forward_layers(nn_torch.normalize(pixels, dtype))
             cache[dtype, device] = {k: v.cpu().numpy() for k, v in out.items()}
         return cache[dtype, device]
+
     return layers

@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 import torch
 
+import nn_torch.backward
 from nn_numpy import LAYER_NAMES, forward_layers, normalize
 from nn_numpy.backward import loss_and_gradients, sgd_step
-import nn_torch.backward
 from nn_torch import MnistNet
 from nn_torch.device import full_precision
 from nn_torch.parity import TOLERANCE, assert_parity
@@ -57,8 +57,13 @@ def helper_test_backward(name, weights, x, t, device, dtype):
 
     where = f"{name} ({dtype} on {device})"
     assert_parity(f"{where} forward: probabilities y", probs, torch_probs, **TOLERANCE[dtype])
-    assert_parity(f"{where} forward: loss", np.array(loss, dtype=dtype), np.array(torch_loss, dtype=dtype),
-                  rtol=LOSS_RTOL[dtype], atol=0)
+    assert_parity(
+        f"{where} forward: loss",
+        np.array(loss, dtype=dtype),
+        np.array(torch_loss, dtype=dtype),
+        rtol=LOSS_RTOL[dtype],
+        atol=0,
+    )
     for k in LAYER_NAMES:
         atol = GRADIENT_TOL_OF_MAX[dtype] * float(np.abs(grads[k]).max())
         assert_parity(f"{where} backward: d{k}", grads[k], torch_grads[k], rtol=0, atol=atol)
@@ -97,12 +102,25 @@ def test_sgd_steps_end_with_matching_weights(weights, test_set, device, dtype):
         x, t = normalize(images[idx], np_dtype), labels[idx].astype(np.int64)
         loss, grads = loss_and_gradients(net, x, t)
         net = sgd_step(net, grads, lr)
-        torch_loss = nn_torch.backward.train_step(model, optimizer, torch.from_numpy(x).to(device),
-                                                  torch.from_numpy(t).to(device))
-        assert_parity(f"step {step} loss ({dtype} on {device})", np.array(loss, dtype=dtype),
-                      np.array(torch_loss, dtype=dtype), rtol=LOSS_RTOL[dtype], atol=0)
+        torch_loss = nn_torch.backward.train_step(
+            model, optimizer, torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
+        )
+        assert_parity(
+            f"step {step} loss ({dtype} on {device})",
+            np.array(loss, dtype=dtype),
+            np.array(torch_loss, dtype=dtype),
+            rtol=LOSS_RTOL[dtype],
+            atol=0,
+        )
     stepped = model.to_numpy()
     for k in LAYER_NAMES:
-        assert_parity(f"{k} after 5 SGD steps ({dtype} on {device})", net[k], stepped[k],
-                      rtol=0, atol=SGD_WEIGHT_ATOL[dtype])
-        assert not np.array_equal(net[k], weights[k]), f"{k} did not move: the test would prove nothing"
+        assert_parity(
+            f"{k} after 5 SGD steps ({dtype} on {device})",
+            net[k],
+            stepped[k],
+            rtol=0,
+            atol=SGD_WEIGHT_ATOL[dtype],
+        )
+        assert not np.array_equal(net[k], weights[k]), (
+            f"{k} did not move: the test would prove nothing"
+        )

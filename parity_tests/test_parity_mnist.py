@@ -28,6 +28,7 @@ def proven(weights, test_set, exact_layers):
         if dtype not in cache:
             cache[dtype] = exact.bounds(weights, test_set[0], exact_layers, dtype)
         return cache[dtype]
+
     return bounds
 
 
@@ -36,9 +37,11 @@ def assert_within(stage, error, bound):
     ratio = error / bound
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
     beyond = int((ratio > 1).sum())
-    assert beyond == 0, (f"{stage}: {beyond} of {ratio.size} elements beyond their proven bound; the worst is "
-                         f"{ratio[worst]:.3g}x it at index {tuple(map(int, worst))} (error {error[worst]:.3g}, "
-                         f"bound {bound[worst]:.3g})")
+    assert beyond == 0, (
+        f"{stage}: {beyond} of {ratio.size} elements beyond their proven bound; the worst is "
+        f"{ratio[worst]:.3g}x it at index {tuple(map(int, worst))} (error {error[worst]:.3g}, "
+        f"bound {bound[worst]:.3g})"
+    )
     return float(ratio.max())
 
 
@@ -49,24 +52,36 @@ def error(side, exact_value):
 @pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_numpy_lies_within_its_proven_bound(dtype, layer, numpy_layers, exact_layers, proven):
-    assert_within(f"numpy {layer} ({dtype})", error(numpy_layers(dtype)[layer], exact_layers[layer]),
-                  proven(dtype)[layer])
+    assert_within(
+        f"numpy {layer} ({dtype})",
+        error(numpy_layers(dtype)[layer], exact_layers[layer]),
+        proven(dtype)[layer],
+    )
 
 
 @pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_lies_within_its_proven_bound(dtype, layer, device, torch_layers, exact_layers, proven):
-    assert_within(f"torch {layer} ({dtype}, {device})", error(torch_layers(dtype, device)[layer], exact_layers[layer]),
-                  proven(dtype)[layer])
+def test_torch_lies_within_its_proven_bound(
+    dtype, layer, device, torch_layers, exact_layers, proven
+):
+    assert_within(
+        f"torch {layer} ({dtype}, {device})",
+        error(torch_layers(dtype, device)[layer], exact_layers[layer]),
+        proven(dtype)[layer],
+    )
 
 
 @pytest.mark.parametrize("layer", LAYER_OUTPUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_the_sides_differ_by_at_most_their_two_bounds_and_torch_testings_defaults(dtype, layer, device, numpy_layers,
-                                                                                  torch_layers, proven):
+def test_the_sides_differ_by_at_most_their_two_bounds_and_torch_testings_defaults(
+    dtype, layer, device, numpy_layers, torch_layers, proven
+):
     ours, theirs = torch_layers(dtype, device)[layer], numpy_layers(dtype)[layer]
-    assert_within(f"|torch - numpy| {layer} ({dtype}, {device})", np.abs(ours.astype(np.float64) - theirs),
-                  2 * proven(dtype)[layer])
+    assert_within(
+        f"|torch - numpy| {layer} ({dtype}, {device})",
+        np.abs(ours.astype(np.float64) - theirs),
+        2 * proven(dtype)[layer],
+    )
     assert_parity(f"{layer} ({dtype}, {device})", theirs, ours, **TOLERANCE[dtype])
 
 
@@ -78,11 +93,19 @@ def test_a_wrong_layer_is_caught(weights, numpy_layers, exact_layers, proven):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_all_predictions_identical_and_accuracy_is_the_books(dtype, device, numpy_layers, torch_layers, test_set):
+def test_all_predictions_identical_and_accuracy_is_the_books(
+    dtype, device, numpy_layers, torch_layers, test_set
+):
     ours, theirs = torch_layers(dtype, device)["y"].argmax(-1), numpy_layers(dtype)["y"].argmax(-1)
     differ = np.flatnonzero(ours != theirs)
-    assert differ.size == 0, f"{differ.size} predictions differ, first at images {differ[:10].tolist()}"
-    assert nn_numpy.accuracy(theirs, test_set[1]) == nn_numpy.accuracy(ours, test_set[1]) == BOOK_ACCURACY
+    assert differ.size == 0, (
+        f"{differ.size} predictions differ, first at images {differ[:10].tolist()}"
+    )
+    assert (
+        nn_numpy.accuracy(theirs, test_set[1])
+        == nn_numpy.accuracy(ours, test_set[1])
+        == BOOK_ACCURACY
+    )
 
 
 @pytest.mark.parametrize("batch_size", [None, 999])
@@ -90,7 +113,9 @@ def test_all_predictions_identical_and_accuracy_is_the_books(dtype, device, nump
 def test_predict_labels_matches_numpy(dtype, batch_size, device, weights, test_set):
     """The evaluation path itself: uint8 batches to the device, normalised there, argmax back."""
     model = nn_torch.MnistNet.from_numpy(weights)
-    ours = nn_torch.predict_labels(model, test_set[0], batch_size=batch_size, device=device, dtype=dtype)
+    ours = nn_torch.predict_labels(
+        model, test_set[0], batch_size=batch_size, device=device, dtype=dtype
+    )
     theirs = nn_numpy.predict_labels(weights, test_set[0], batch_size=batch_size, dtype=dtype)
     assert ours.dtype == theirs.dtype == np.int64 and np.array_equal(ours, theirs)
     assert nn_numpy.accuracy(ours, test_set[1]) == BOOK_ACCURACY

@@ -29,7 +29,9 @@ def images_with_nonfinite_pixels(test_set, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_nonfinite_pixels_propagate_identically_through_every_layer(weights, test_set, dtype, device):
+def test_nonfinite_pixels_propagate_identically_through_every_layer(
+    weights, test_set, dtype, device
+):
     x = images_with_nonfinite_pixels(test_set, dtype)
     model = nn_torch.MnistNet.from_numpy(weights, getattr(torch, dtype)).to(device)
     with torch.inference_mode(), nn_torch.full_precision(), np.errstate(invalid="ignore"):
@@ -41,7 +43,9 @@ def test_nonfinite_pixels_propagate_identically_through_every_layer(weights, tes
         assert_parity(f"{layer} ({dtype}) on {device}", ref[layer], ours[layer], **TOLERANCE[dtype])
         assert np.isnan(ref[layer][NAN_ROWS]).all(), layer
         assert not np.isnan(ref[layer][[0, 6, 7] + INF_ROWS]).any(), layer
-    assert_parity(f"predict vs forward ({dtype}) on {device}", predicted, probabilities, **TOLERANCE[dtype])
+    assert_parity(
+        f"predict vs forward ({dtype}) on {device}", predicted, probabilities, **TOLERANCE[dtype]
+    )
 
 
 def test_nonfinite_rows_get_the_same_labels_on_both_sides(weights, test_set, device):
@@ -54,4 +58,6 @@ def test_nonfinite_rows_get_the_same_labels_on_both_sides(weights, test_set, dev
     np.testing.assert_array_equal(ours, labels)
     np.testing.assert_array_equal(loop, labels)
     assert labels[NAN_ROWS].tolist() == [0, 0, 0]
-    np.testing.assert_array_equal(labels[[0, 6, 7]], nn_numpy.predict_labels(weights, test_set[0][[0, 6, 7]]))
+    np.testing.assert_array_equal(
+        labels[[0, 6, 7]], nn_numpy.predict_labels(weights, test_set[0][[0, 6, 7]])
+    )

@@ -11,7 +11,9 @@ layer, where the notes had b2), and its sigmoid and softmax never overflow.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this clone's packages first
+sys.path.insert(
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)  # this clone's packages first
 import numpy as np  # noqa: E402
 
 from dlfs_ch3.cli import ArgumentParser, add_data_args, load_inputs, run_main  # noqa: E402

@@ -9,7 +9,9 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this clone's packages first
+sys.path.insert(
+    0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)  # this clone's packages first
 import numpy as np  # noqa: E402
 
 from dlfs_ch3.cli import ArgumentParser, add_data_args, load_inputs, run_main  # noqa: E402
@@ -24,10 +26,10 @@ def main(argv=None):
     batch_size = 100
     accuracy_cnt = 0
     for i in range(0, len(x), batch_size):
-        x_batch = x[i:i + batch_size]
+        x_batch = x[i : i + batch_size]
         y_batch = predict(network, x_batch)
         p = np.argmax(y_batch, axis=1)
-        accuracy_cnt += np.sum(p == t[i:i + batch_size])
+        accuracy_cnt += np.sum(p == t[i : i + batch_size])
 
     print("Accuracy:" + str(float(accuracy_cnt) / len(x)))
     return 0

@@ -20,8 +20,24 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BEHAVIOURS = ("good", "403", "404", "503", "html", "truncated", "wrong", "endless", "oversized", "trickle",
-              "slowheaders", "continue", "redirect", "redirectbody", "badlength", "auth")
+BEHAVIOURS = (
+    "good",
+    "403",
+    "404",
+    "503",
+    "html",
+    "truncated",
+    "wrong",
+    "endless",
+    "oversized",
+    "trickle",
+    "slowheaders",
+    "continue",
+    "redirect",
+    "redirectbody",
+    "badlength",
+    "auth",
+)
 MAX_ANSWER_S, MAX_ANSWER_BYTES = 30, 64 << 20
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in.</body></html>\n"
 
@@ -72,19 +88,31 @@ class MirrorServer:
             return handler.send_error(404)
         if behaviour in ("403", "503"):
             return handler.send_error(int(behaviour))
-        if behaviour == "auth" and handler.headers.get("Authorization") != "Basic " + base64.b64encode(
-                b"user:secret").decode():
+        if (
+            behaviour == "auth"
+            and handler.headers.get("Authorization")
+            != "Basic " + base64.b64encode(b"user:secret").decode()
+        ):
             return handler.send_error(401)
         stop = time.monotonic() + MAX_ANSWER_S
         try:
             if behaviour in ("slowheaders", "continue", "redirect", "redirectbody"):
                 return self._raw(handler, behaviour, name, body, stop)
-            body = HTML_PAGE if behaviour == "html" else body[:-1] + bytes([body[-1] ^ 0xFF]) if behaviour == "wrong" \
+            body = (
+                HTML_PAGE
+                if behaviour == "html"
+                else body[:-1] + bytes([body[-1] ^ 0xFF])
+                if behaviour == "wrong"
                 else body
+            )
             handler.send_response(200)
-            handler.send_header("Content-Type", "text/html" if behaviour == "html" else "application/octet-stream")
+            handler.send_header(
+                "Content-Type", "text/html" if behaviour == "html" else "application/octet-stream"
+            )
             if behaviour != "endless":  # without a length, the body ends when the connection does
-                length = {"oversized": str(2 * len(body)), "badlength": "\u00b2"}.get(behaviour, str(len(body)))
+                length = {"oversized": str(2 * len(body)), "badlength": "\u00b2"}.get(
+                    behaviour, str(len(body))
+                )
                 handler.send_header("Content-Length", length)
             handler.end_headers()
             self._send(handler, self._chunks(behaviour, body), stop)
@@ -96,16 +124,22 @@ class MirrorServer:
         hop = int(handler.path.split("?")[1]) if "?" in handler.path else 0
         if behaviour == "slowheaders":
             head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-            return self._send(handler, (head[i:i + 1] for i in range(len(head))), stop, pause=True)
+            return self._send(
+                handler, (head[i : i + 1] for i in range(len(head))), stop, pause=True
+            )
         if behaviour == "continue":
-            return self._send(handler, iter(lambda: b"HTTP/1.1 100 Continue\r\n\r\n", None), stop, pause=True)
+            return self._send(
+                handler, iter(lambda: b"HTTP/1.1 100 Continue\r\n\r\n", None), stop, pause=True
+            )
         if behaviour == "redirect":
             time.sleep(self.interval)
             location = f"/redirect/{name}?{hop + 1}"
         else:
             location = f"/good/{name}"
-        handler.wfile.write(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n".encode()
-                            + (b"\r\n" if behaviour == "redirect" else b"Content-Length: 1000000000\r\n\r\n"))
+        handler.wfile.write(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\n".encode()
+            + (b"\r\n" if behaviour == "redirect" else b"Content-Length: 1000000000\r\n\r\n")
+        )
         if behaviour == "redirectbody":
             self._send(handler, iter(lambda: bytes(1 << 16), None), stop)
 
@@ -123,16 +157,16 @@ class MirrorServer:
 
     def _chunks(self, behaviour, body):
         if behaviour == "truncated":
-            yield body[:len(body) // 2]
+            yield body[: len(body) // 2]
         elif behaviour == "endless":
             yield body
             while True:
                 yield bytes(1 << 16)
         elif behaviour == "trickle":
-            yield body[:len(body) // 2]
+            yield body[: len(body) // 2]
             for i in range(len(body) // 2, len(body)):
                 time.sleep(self.interval)
-                yield body[i:i + 1]
+                yield body[i : i + 1]
         else:
             yield body
 

@@ -75,7 +75,9 @@ def test_softmax_rows_sum_to_one_and_batch_equals_rows(dtype):
 
 
 def test_softmax_of_the_chapter_example():
-    np.testing.assert_allclose(softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6)
+    np.testing.assert_allclose(
+        softmax(np.array([0.3, 2.9, 4.0])), [0.01821127, 0.24519181, 0.73659691], rtol=1e-6
+    )
 
 
 def test_softmax_huge_logits_and_minus_inf():
@@ -93,4 +95,6 @@ def test_softmax_of_undefined_rows_is_nan_like_torch():
 def test_naive_softmax_overflows_as_the_chapter_warns():
     with np.errstate(all="ignore"):
         assert np.isnan(softmax_naive(np.array([1010.0, 1000.0, 990.0]))).all()
-    np.testing.assert_allclose(softmax_naive(np.array([[0.3, 2.9, 4.0]] * 2)), softmax(np.array([[0.3, 2.9, 4.0]] * 2)))
+    np.testing.assert_allclose(
+        softmax_naive(np.array([[0.3, 2.9, 4.0]] * 2)), softmax(np.array([[0.3, 2.9, 4.0]] * 2))
+    )

@@ -12,9 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nn_numpy import InputShapeError, LAYER_NAMES, MNIST_SHAPES, normalize, predict
-from nn_numpy.backward import (loss_and_gradients, numerical_gradients, one_hot, sgd_step,
-                               softmax_with_loss)
+from nn_numpy import LAYER_NAMES, MNIST_SHAPES, InputShapeError, normalize, predict
+from nn_numpy.backward import (
+    loss_and_gradients,
+    numerical_gradients,
+    one_hot,
+    sgd_step,
+    softmax_with_loss,
+)
 
 GRAD_RTOL_OF_MAX = 1e-7
 
@@ -22,8 +27,11 @@ GRAD_RTOL_OF_MAX = 1e-7
 def tiny_network(rng, sizes=(6, 5, 4, 3)):
     """A random net of the same layout as MNIST's, small enough to check in milliseconds."""
     keys = iter(LAYER_NAMES)
-    return {k: rng.normal(0, 1.5, shape) for a, b in zip(sizes, sizes[1:])
-            for k, shape in ((next(keys), (a, b)), (next(keys), (b,)))}
+    return {
+        k: rng.normal(0, 1.5, shape)
+        for a, b in zip(sizes, sizes[1:])
+        for k, shape in ((next(keys), (a, b)), (next(keys), (b,)))
+    }
 
 
 def assert_gradients_match(analytic, numerical):
@@ -38,13 +46,17 @@ def test_gradients_match_central_differences_on_mnist(weights, test_images, test
     x, t = normalize(test_images[:3], np.float64), test_labels[:3]
     loss, grads = loss_and_gradients(weights, x, t)
     assert_gradients_match(grads, numerical_gradients(weights, x, t))
-    assert max(np.abs(g).max() for g in grads.values()) > 1e-3  # a check on all-zero gradients proves nothing
+    assert (
+        max(np.abs(g).max() for g in grads.values()) > 1e-3
+    )  # a check on all-zero gradients proves nothing
 
 
 def test_gradients_match_central_differences_on_a_tiny_random_net():
     rng = np.random.default_rng(0)
     net = tiny_network(rng)
-    x = np.concatenate([rng.normal(0, 2, (4, 6)), [[-1, 0, 1, -1, 0, 1]]])  # random rows and exact values
+    x = np.concatenate(
+        [rng.normal(0, 2, (4, 6)), [[-1, 0, 1, -1, 0, 1]]]
+    )  # random rows and exact values
     t = np.array([0, 1, 2, 2, 1])
     loss, grads = loss_and_gradients(net, x, t)
     assert_gradients_match(grads, numerical_gradients(net, x, t))
@@ -55,7 +67,9 @@ def test_gradients_match_central_differences_on_a_tiny_random_net():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gradients_have_the_weights_shapes_and_the_input_dtype(weights, test_images, test_labels, dtype):
+def test_gradients_have_the_weights_shapes_and_the_input_dtype(
+    weights, test_images, test_labels, dtype
+):
     loss, grads = loss_and_gradients(weights, normalize(test_images[:7], dtype), test_labels[:7])
     assert isinstance(loss, float)
     assert sorted(grads) == sorted(LAYER_NAMES)
@@ -76,14 +90,18 @@ def test_loss_is_the_mean_negative_log_probability_of_the_label(weights, test_im
 def test_batch_gradient_is_the_mean_of_per_image_gradients(weights, test_images, test_labels):
     x, t = normalize(test_images[:4], np.float64), test_labels[:4]
     _, batch = loss_and_gradients(weights, x, t)
-    singles = [loss_and_gradients(weights, x[i:i + 1], t[i:i + 1])[1] for i in range(4)]
+    singles = [loss_and_gradients(weights, x[i : i + 1], t[i : i + 1])[1] for i in range(4)]
     for k in LAYER_NAMES:
-        np.testing.assert_allclose(batch[k], np.mean([g[k] for g in singles], axis=0), rtol=1e-12, atol=1e-18)
+        np.testing.assert_allclose(
+            batch[k], np.mean([g[k] for g in singles], axis=0), rtol=1e-12, atol=1e-18
+        )
 
 
 def test_loss_stays_finite_and_exact_for_extreme_logits():
     # The book's -log(y + 1e-7) would report 16.1 here, and a gradient bent towards 0.
-    loss, y, da3 = softmax_with_loss(np.array([[1e4, -1e4], [0.0, 0.0]]), one_hot(np.array([1, 0]), 2, np.float64))
+    loss, y, da3 = softmax_with_loss(
+        np.array([[1e4, -1e4], [0.0, 0.0]]), one_hot(np.array([1, 0]), 2, np.float64)
+    )
     assert loss == (2e4 + np.log(2)) / 2
     np.testing.assert_array_equal(da3, [[0.5, -0.5], [-0.25, 0.25]])
 
@@ -109,14 +127,25 @@ def test_sgd_step_moves_against_the_gradient_and_lowers_the_loss(weights, test_i
     assert loss_and_gradients(stepped, x, t)[0] < loss
 
 
-@pytest.mark.parametrize("x, t, message", [
-    (np.zeros((2, 784), np.float32), np.array([0, 10]), r"labels must lie in \[0, 10\), got values 0..10"),
-    (np.zeros((2, 784), np.float32), np.array([0, 1, 2]), "2 images for 3 labels"),
-    (np.zeros((2, 784), np.float32), np.array([0.0, 1.0]), r"labels \(N,\) int or one-hot \(N, 10\)"),
-    (np.zeros(784, np.float32), np.array([0]), r"a batch \(N, 784\) with N >= 1, got \(784,\)"),
-    (np.zeros((0, 784), np.float32), np.zeros(0, np.int64), r"N >= 1, got \(0, 784\)"),
-    (np.zeros((2, 784), np.uint8), np.array([0, 1]), "uint8 pixels"),
-])
+@pytest.mark.parametrize(
+    "x, t, message",
+    [
+        (
+            np.zeros((2, 784), np.float32),
+            np.array([0, 10]),
+            r"labels must lie in \[0, 10\), got values 0..10",
+        ),
+        (np.zeros((2, 784), np.float32), np.array([0, 1, 2]), "2 images for 3 labels"),
+        (
+            np.zeros((2, 784), np.float32),
+            np.array([0.0, 1.0]),
+            r"labels \(N,\) int or one-hot \(N, 10\)",
+        ),
+        (np.zeros(784, np.float32), np.array([0]), r"a batch \(N, 784\) with N >= 1, got \(784,\)"),
+        (np.zeros((0, 784), np.float32), np.zeros(0, np.int64), r"N >= 1, got \(0, 784\)"),
+        (np.zeros((2, 784), np.uint8), np.array([0, 1]), "uint8 pixels"),
+    ],
+)
 def test_bad_inputs_are_one_line_errors(weights, x, t, message):
     with pytest.raises(InputShapeError, match=message):
         loss_and_gradients(weights, x, t)

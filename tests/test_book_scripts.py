@@ -14,8 +14,12 @@ BOOK_SCRIPTS = ["neuralnet_mnist.py", "neuralnet_mnist_batch.py"]
 
 
 def run(script, *args):
-    return subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("script", BOOK_SCRIPTS)
@@ -34,8 +38,10 @@ def test_an_empty_dataset_is_one_line_and_exit_2(script, tmp_path, assert_one_li
     images, labels = tmp_path / "images.idx", tmp_path / "labels.idx"
     images.write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
     labels.write_bytes(bytes([0, 0, 8, 1]) + (0).to_bytes(4, "big"))
-    assert_one_line_error(run(script, "--images", images, "--labels", labels),
-                          f"{images} holds no images: nothing to evaluate")
+    assert_one_line_error(
+        run(script, "--images", images, "--labels", labels),
+        f"{images} holds no images: nothing to evaluate",
+    )
 
 
 def test_every_command_has_its_script_and_no_script_imports_another():
@@ -43,17 +49,24 @@ def test_every_command_has_its_script_and_no_script_imports_another():
     assert thin == {f"{name.replace('-', '_')}.py" for name in COMMANDS}
     for path in SCRIPTS.glob("*.py"):
         text = path.read_text()
-        assert not any(f"import {p.stem}" in text or f"from {p.stem} " in text for p in SCRIPTS.glob("*.py")), path
+        assert not any(
+            f"import {p.stem}" in text or f"from {p.stem} " in text for p in SCRIPTS.glob("*.py")
+        ), path
 
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_each_script_runs_its_command_or_says_in_one_line_what_to_install(name):
     proc = run(f"{name.replace('-', '_')}.py", "--help")
     if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
-        assert (proc.returncode, proc.stderr) == (2, f"error: dlfs-ch3 {name} needs PyTorch: pip install "
-                                                     "'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n")
+        assert (proc.returncode, proc.stderr) == (
+            2,
+            f"error: dlfs-ch3 {name} needs PyTorch: pip install "
+            "'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n",
+        )
     else:
-        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: dlfs-ch3 {name}"), proc.stderr
+        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: dlfs-ch3 {name}"), (
+            proc.stderr
+        )
 
 
 @pytest.mark.parametrize("name", NEEDS_TORCH)
@@ -63,8 +76,11 @@ def test_without_torch_a_torch_command_says_in_one_line_what_to_install(name, mo
     from dlfs_ch3 import cli
 
     find_spec = util.find_spec
-    monkeypatch.setattr(util, "find_spec", lambda module, *a: None if module == "torch" else find_spec(module, *a))
+    monkeypatch.setattr(
+        util, "find_spec", lambda module, *a: None if module == "torch" else find_spec(module, *a)
+    )
     with pytest.raises(SystemExit) as done:
         cli.main([name, "--help"])
     assert done.value.code == 2 and capsys.readouterr().err == (
-        f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n")
+        f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n"
+    )

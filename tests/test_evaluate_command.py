@@ -22,8 +22,10 @@ def test_numpy_backend_gives_the_books_accuracy(mode, data_dir, run_in_process):
 
 
 def test_the_numpy_path_never_imports_torch(data_dir):
-    code = ("import sys; from dlfs_ch3.cli import main\ntry:\n    main(['evaluate', '--backend', 'numpy', '--json'])\n"
-            "except SystemExit as e:\n    assert e.code == 0, e.code\nassert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from dlfs_ch3.cli import main\ntry:\n    main(['evaluate', '--backend', 'numpy', '--json'])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\nassert 'torch' not in sys.modules, 'torch imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -33,38 +35,58 @@ def test_the_human_readable_table(data_dir, run_in_process):
     assert code == 0 and "0.9352" in out and "numpy" in out and " ms" in out, err
 
 
-@pytest.mark.parametrize("args, text", [
-    (["--batch-size", "0"], "expected a positive integer, got 0"),
-    (["--device", "cuda"], "--device cuda applies to the torch backend"),
-    (["--device", "mps"], "--device mps applies to the torch backend"),
-    (["--backend", "jax"], "invalid choice: 'jax'"),
-    (["--images", "x.idx"], "--images and --labels go together"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--batch-size", "0"], "expected a positive integer, got 0"),
+        (["--device", "cuda"], "--device cuda applies to the torch backend"),
+        (["--device", "mps"], "--device mps applies to the torch backend"),
+        (["--backend", "jax"], "invalid choice: 'jax'"),
+        (["--images", "x.idx"], "--images and --labels go together"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, text, run_in_process, assert_one_line_error):
     assert_one_line_error(run_in_process("evaluate", "--backend", "numpy", *args), text)
 
 
-def test_a_missing_weights_file_is_one_line_and_exit_2(data_dir, run_command, assert_one_line_error):
-    assert_one_line_error(run_command("evaluate", "--weights", "/nonexistent/w.pkl"),
-                          "weights file not found: /nonexistent/w.pkl")
+def test_a_missing_weights_file_is_one_line_and_exit_2(
+    data_dir, run_command, assert_one_line_error
+):
+    assert_one_line_error(
+        run_command("evaluate", "--weights", "/nonexistent/w.pkl"),
+        "weights file not found: /nonexistent/w.pkl",
+    )
 
 
 def test_numpy_on_the_cpu_is_accepted(data_dir, run_in_process):
     code, out, err = run_in_process("evaluate", "--backend", "numpy", "--device", "cpu", "--json")
     assert code == 0, err
-    assert [(r["backend"], r["device"], r["accuracy"]) for r in json.loads(out)["results"]] == [("numpy", "cpu", 0.9352)]
+    assert [(r["backend"], r["device"], r["accuracy"]) for r in json.loads(out)["results"]] == [
+        ("numpy", "cpu", 0.9352)
+    ]
 
 
 def test_help_documents_the_auto_backend(run_command):
     text = " ".join(run_command("evaluate", "--help").stdout.split())
     assert text.startswith("usage: dlfs-ch3 evaluate")
-    assert "auto (default): numpy and torch side by side if torch is installed, else numpy alone" in text
+    assert (
+        "auto (default): numpy and torch side by side if torch is installed, else numpy alone"
+        in text
+    )
 
 
 def test_other_idx_files_are_evaluated_with_structure_checks_only(data_dir, run_in_process):
     data = data_dir / "mnist"
-    code, out, err = run_in_process("evaluate", "--backend", "numpy", "--json", "--images",
-                                    data / "t10k-images-idx3-ubyte.gz", "--labels", data / "t10k-labels-idx1-ubyte.gz")
+    code, out, err = run_in_process(
+        "evaluate",
+        "--backend",
+        "numpy",
+        "--json",
+        "--images",
+        data / "t10k-images-idx3-ubyte.gz",
+        "--labels",
+        data / "t10k-labels-idx1-ubyte.gz",
+    )
     assert code == 0, err
     out = json.loads(out)
     assert "structure checked only" in out["source"] and out["results"][0]["accuracy"] == 0.9352
@@ -94,31 +116,47 @@ def test_an_empty_dataset_is_refused(tmp_path, data_dir, run_in_process):
     images, labels = tmp_path / "empty-images", tmp_path / "empty-labels"
     images.write_bytes(bytes([0, 0, 8, 3]) + (0).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
     labels.write_bytes(bytes([0, 0, 8, 1]) + (0).to_bytes(4, "big"))
-    code, out, err = run_in_process("evaluate", "--backend", "numpy", "--images", images, "--labels", labels)
+    code, out, err = run_in_process(
+        "evaluate", "--backend", "numpy", "--images", images, "--labels", labels
+    )
     assert code == 2 and err == f"error: {images} holds no images: nothing to evaluate\n"
 
 
 def test_out_of_memory_is_one_line_and_exit_2(capsys):
     def main(argv):
         raise MemoryError("Unable to allocate 73.0 TiB")
+
     with pytest.raises(SystemExit) as exit_info:
         cli.run_main(main, [])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: out of memory (Unable to allocate 73.0 TiB)\n"  # no options to suggest
+    assert (
+        capsys.readouterr().err == "error: out of memory (Unable to allocate 73.0 TiB)\n"
+    )  # no options to suggest
 
 
-@pytest.mark.parametrize("error, expected", [
-    (RuntimeError("boom"), None),  # a bug, not bad input: the traceback shows
-    (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of\nmemory"), "error: out of memory (CUDA out of memory)\n"),
-    (DeviceError("cuda:3 is out of range"), "error: cuda:3 is out of range\n"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (RuntimeError("boom"), None),  # a bug, not bad input: the traceback shows
+        (
+            type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of\nmemory"),
+            "error: out of memory (CUDA out of memory)\n",
+        ),
+        (DeviceError("cuda:3 is out of range"), "error: cuda:3 is out of range\n"),
+    ],
+)
 def test_runtime_errors_are_bugs_except_out_of_memory_and_device_errors(capsys, error, expected):
     def main(argv):
         raise error
+
     with pytest.raises(SystemExit) as exit_info:
         cli.run_main(main, [])
     err = capsys.readouterr().err
     if expected is None:
-        assert exit_info.value.code == 3 and "Traceback" in err and err.endswith("RuntimeError: boom\n")
+        assert (
+            exit_info.value.code == 3
+            and "Traceback" in err
+            and err.endswith("RuntimeError: boom\n")
+        )
     else:
         assert exit_info.value.code == 2 and err.startswith(expected)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dlfs_ch3 import cli
 
@@ -24,24 +25,61 @@ LABELS = "t10k-labels-idx1-ubyte.gz"
 
 # --- item 11: every out-of-range option is exit 2 and one line ------------------------------------------
 
-@pytest.mark.parametrize("script, args, text", [
-    ("sgd-steps", ["--lr", "1e39"], "argument --lr: expected at most 3.403e+38 (float32's largest)"),
-    ("sgd-steps", ["--lr", "inf", "--dtype", "float64"], "argument --lr: expected a finite positive number, got inf"),
-    ("sgd-steps", ["--lr", "nan"], "argument --lr: expected a finite positive number, got nan"),
-    ("sgd-steps", ["--lr", "0"], "argument --lr: expected a finite positive number, got 0"),
-    ("sgd-steps", ["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
-    ("sgd-steps", ["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
-    ("sgd-steps", ["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
-    ("sgd-steps", ["--batch-size", "-1"], "argument --batch-size: expected a positive integer, got -1"),
-    ("sgd-steps", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
-    ("evaluate", ["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
-    ("parity-report", ["--batch-size", "1.5"], "argument --batch-size: expected a positive integer, got '1.5'"),
-    ("benchmark", ["--size", "0"], "argument --size: expected a positive integer, got 0"),
-    ("benchmark", ["--repeats", "-3"], "argument --repeats: expected a positive integer, got -3"),
-])
+
+@pytest.mark.parametrize(
+    "script, args, text",
+    [
+        (
+            "sgd-steps",
+            ["--lr", "1e39"],
+            "argument --lr: expected at most 3.403e+38 (float32's largest)",
+        ),
+        (
+            "sgd-steps",
+            ["--lr", "inf", "--dtype", "float64"],
+            "argument --lr: expected a finite positive number, got inf",
+        ),
+        ("sgd-steps", ["--lr", "nan"], "argument --lr: expected a finite positive number, got nan"),
+        ("sgd-steps", ["--lr", "0"], "argument --lr: expected a finite positive number, got 0"),
+        (
+            "sgd-steps",
+            ["--lr", "-0.1"],
+            "argument --lr: expected a finite positive number, got -0.1",
+        ),
+        ("sgd-steps", ["--lr", "fast"], "argument --lr: expected a positive number, got 'fast'"),
+        ("sgd-steps", ["--steps", "0"], "argument --steps: expected a positive integer, got 0"),
+        (
+            "sgd-steps",
+            ["--batch-size", "-1"],
+            "argument --batch-size: expected a positive integer, got -1",
+        ),
+        ("sgd-steps", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+        (
+            "evaluate",
+            ["--batch-size", "0"],
+            "argument --batch-size: expected a positive integer, got 0",
+        ),
+        (
+            "parity-report",
+            ["--batch-size", "1.5"],
+            "argument --batch-size: expected a positive integer, got '1.5'",
+        ),
+        ("benchmark", ["--size", "0"], "argument --size: expected a positive integer, got 0"),
+        (
+            "benchmark",
+            ["--repeats", "-3"],
+            "argument --repeats: expected a positive integer, got -3",
+        ),
+    ],
+)
 def test_an_out_of_range_option_is_exit_2_and_one_line(run_in_process, script, args, text):
     code, out, err = run_in_process(script, *args)
-    assert (code, out) == (2, "") and err.count("\n") == 1 and err.startswith("error: ") and text in err, err
+    assert (
+        (code, out) == (2, "")
+        and err.count("\n") == 1
+        and err.startswith("error: ")
+        and text in err
+    ), err
 
 
 @pytest.fixture(scope="module")
@@ -60,42 +98,77 @@ def test_any_lr_is_accepted_in_range_or_refused_with_exit_2(sgd_steps, text):
         assert 0 < lr <= largest
 
 
-@pytest.mark.parametrize("script, advice", [("figures", ""), ("benchmark", ": try a smaller --size"),
-                                            ("evaluate", ": try a smaller --batch-size")])
-def test_out_of_memory_suggests_only_options_the_script_has(run_in_process, monkeypatch, script, advice, tmp_path,
-                                                            load_command, needs_torch):
+@pytest.mark.parametrize(
+    "script, advice",
+    [
+        ("figures", ""),
+        ("benchmark", ": try a smaller --size"),
+        ("evaluate", ": try a smaller --batch-size"),
+    ],
+)
+def test_out_of_memory_suggests_only_options_the_script_has(
+    run_in_process, monkeypatch, script, advice, tmp_path, load_command, needs_torch
+):
     needs_torch(script)
+
     def no_memory(args):
         raise MemoryError("Unable to allocate 7.5 GiB")
+
     monkeypatch.setattr(load_command(script), "load_inputs", no_memory)
     extra = ["--out", tmp_path] if script == "figures" else []
     code, out, err = run_in_process(script, *extra)
-    assert (code, out) == (2, "") and err == f"error: out of memory (Unable to allocate 7.5 GiB){advice}\n"
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == f"error: out of memory (Unable to allocate 7.5 GiB){advice}\n"
 
 
-@pytest.mark.parametrize("script, args", [("evaluate", ["--backend", "numpy"]),
-                                          ("benchmark", ["--size", "100", "--repeats", "1", "--variants",
-                                                            "project_numpy", "--json", "-"])])
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("evaluate", ["--backend", "numpy"]),
+        (
+            "benchmark",
+            ["--size", "100", "--repeats", "1", "--variants", "project_numpy", "--json", "-"],
+        ),
+    ],
+)
 def test_a_reader_leaving_stdout_ends_quietly(script, args, data_dir):
     """A real pipe whose reader left before the command wrote: no 'Broken pipe', no 'lost sys.stderr'."""
-    proc = subprocess.Popen([sys.executable, "-m", "dlfs_ch3", script, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlfs_ch3", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == cli.EXIT_BROKEN_PIPE
-    assert "Broken pipe" not in err and "BrokenPipeError" not in err and "lost sys.stderr" not in err, err
+    assert (
+        "Broken pipe" not in err and "BrokenPipeError" not in err and "lost sys.stderr" not in err
+    ), err
 
 
 # --- item 12: exit 2 only for errors raised on purpose; a bug shows its traceback -------------------------
 
-@pytest.mark.parametrize("error", [ValueError("shapes (10,784) and (50,784) not aligned"), OSError(9, "Bad file"),
-                                   RuntimeError("value cannot be converted to type float without overflow")])
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("shapes (10,784) and (50,784) not aligned"),
+        OSError(9, "Bad file"),
+        RuntimeError("value cannot be converted to type float without overflow"),
+    ],
+)
 @pytest.mark.parametrize("debug", [[], ["--debug"]])
-def test_a_bug_shows_its_traceback_and_exits_3(run_in_process, monkeypatch, small_idx, error, debug):
+def test_a_bug_shows_its_traceback_and_exits_3(
+    run_in_process, monkeypatch, small_idx, error, debug
+):
     import nn_numpy.evaluate
 
     def broken(*args):
         raise error
+
     monkeypatch.setattr(nn_numpy.evaluate, "_logits_into", broken)
     code, out, err = run_in_process("evaluate", "--backend", "numpy", *small_idx, *debug)
     assert code == cli.EXIT_BUG == 3
@@ -105,7 +178,9 @@ def test_a_bug_shows_its_traceback_and_exits_3(run_in_process, monkeypatch, smal
 
 def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, small_idx, needs_torch):
     needs_torch()
-    code, out, err = run_in_process("sgd-steps", "--device", "cpu", "--batch-size", "301", *small_idx)
+    code, out, err = run_in_process(
+        "sgd-steps", "--device", "cpu", "--batch-size", "301", *small_idx
+    )
     assert (code, err) == (2, "error: --batch-size 301 is larger than the 300 images\n")
 
 
@@ -127,7 +202,9 @@ def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, t
     fifo = tmp_path / "results"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo).read()), daemon=True)  # never blocks exit
+    reader = threading.Thread(
+        target=lambda: got.append(open(fifo).read()), daemon=True
+    )  # never blocks exit
     reader.start()
     proc = run_command("benchmark", *BENCH, *small_idx, "--json", fifo, timeout=120)
     reader.join(timeout=60)
@@ -149,23 +226,39 @@ def test_benchmark_json_through_a_symlink_updates_its_target(run_command, small_
 
 # --- item 7: special files given as input -----------------------------------------------------------------
 
-def test_a_fifo_given_as_images_is_one_line(run_command, assert_one_line_error, small_idx, tmp_path):
+
+def test_a_fifo_given_as_images_is_one_line(
+    run_command, assert_one_line_error, small_idx, tmp_path
+):
     fifo = tmp_path / "images.idx"
     os.mkfifo(fifo)
-    proc = run_command("evaluate", "--backend", "numpy", "--images", fifo, "--labels", small_idx[3], timeout=120)
+    proc = run_command(
+        "evaluate", "--backend", "numpy", "--images", fifo, "--labels", small_idx[3], timeout=120
+    )
     assert_one_line_error(proc, f"{fifo}: cannot read it (a FIFO, not a regular file)")
 
 
-def test_weights_linking_to_dev_zero_are_one_line(run_command, assert_one_line_error, small_idx, tmp_path):
+def test_weights_linking_to_dev_zero_are_one_line(
+    run_command, assert_one_line_error, small_idx, tmp_path
+):
     """Memory-limited: a regression reads /dev/zero until memory runs out instead of hanging the machine."""
     link = tmp_path / "sample_weight.pkl"
     link.symlink_to("/dev/zero")
-    proc = run_command("evaluate", "--backend", "numpy", "--weights", link, *small_idx, timeout=120,
-                      preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)))
+    proc = run_command(
+        "evaluate",
+        "--backend",
+        "numpy",
+        "--weights",
+        link,
+        *small_idx,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)),
+    )
     assert_one_line_error(proc, f"{link}: cannot read it (a character device, not a regular file)")
 
 
 # --- item 1: "SHA-256 verified" only for verified bytes ---------------------------------------------------
+
 
 def test_a_forged_cache_is_not_used_and_the_run_is_right(run_command, tmp_path, data_dir):
     (tmp_path / "mnist").mkdir()
@@ -187,33 +280,47 @@ def small_idx(tmp_path_factory, test_set):
     """``["--images", path, "--labels", path]``: the first 300 test images and labels as IDX files."""
     folder = tmp_path_factory.mktemp("small")
     images, labels = test_set
-    (folder / "images.idx").write_bytes(bytes([0, 0, 8, 3]) + np.array([300, 28, 28], ">u4").tobytes()
-                                        + images[:300].tobytes())
-    (folder / "labels.idx").write_bytes(bytes([0, 0, 8, 1]) + np.array([300], ">u4").tobytes() + labels[:300].tobytes())
+    (folder / "images.idx").write_bytes(
+        bytes([0, 0, 8, 3]) + np.array([300, 28, 28], ">u4").tobytes() + images[:300].tobytes()
+    )
+    (folder / "labels.idx").write_bytes(
+        bytes([0, 0, 8, 1]) + np.array([300], ">u4").tobytes() + labels[:300].tobytes()
+    )
     return ["--images", str(folder / "images.idx"), "--labels", str(folder / "labels.idx")]
 
 
 def test_a_missing_optional_package_is_one_line_not_a_bug(tmp_path):
-    code = ("import sys; sys.modules['nbclient'] = None; from dlfs_ch3.cli import main; "
-            "main(['run-notebook', '--check'])")
+    code = (
+        "import sys; sys.modules['nbclient'] = None; from dlfs_ch3.cli import main; "
+        "main(['run-notebook', '--check'])"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr == ("error: dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install "
-                           "'dlfs-ch3[notebook]'\n")
+    assert proc.stderr == (
+        "error: dlfs-ch3 run-notebook needs nbclient and ipykernel: pip install "
+        "'dlfs-ch3[notebook]'\n"
+    )
 
 
-BROKEN_NOTEBOOKS = {"not JSON": "hello, not JSON\n", "empty": "", "a list": "[1, 2]", "a number": "42",
-                    "no cells": '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
-                    "cells not a list": '{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
-                    "a cell without source": '{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, '
-                                             '"metadata": {}}',
-                    "nbformat 99": '{"cells": [], "nbformat": 99, "nbformat_minor": 0, "metadata": {}}',
-                    "cut short": '{"cells": [{"cell_type": "code", "source": "1'}
+BROKEN_NOTEBOOKS = {
+    "not JSON": "hello, not JSON\n",
+    "empty": "",
+    "a list": "[1, 2]",
+    "a number": "42",
+    "no cells": '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+    "cells not a list": '{"cells": 3, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}',
+    "a cell without source": '{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, '
+    '"metadata": {}}',
+    "nbformat 99": '{"cells": [], "nbformat": 99, "nbformat_minor": 0, "metadata": {}}',
+    "cut short": '{"cells": [{"cell_type": "code", "source": "1',
+}
 
 
 @pytest.mark.parametrize("kind", ["missing", "fifo", "too large", *BROKEN_NOTEBOOKS])
 def test_a_bad_notebook_is_one_line(run_in_process, tmp_path, kind):
-    pytest.importorskip("nbclient", reason="the notebook extra is missing: pip install -e '.[notebook]'")
+    pytest.importorskip(
+        "nbclient", reason="the notebook extra is missing: pip install -e '.[notebook]'"
+    )
     path = tmp_path / "chapter.ipynb"
     if kind == "fifo":
         os.mkfifo(path)
@@ -223,9 +330,11 @@ def test_a_bad_notebook_is_one_line(run_in_process, tmp_path, kind):
     elif kind != "missing":
         path.write_text(BROKEN_NOTEBOOKS[kind])
     code, out, err = run_in_process("run-notebook", path, "--check")
-    says = {"missing": f"error: cannot read {path}: No such file or directory",
-            "fifo": f"error: cannot read {path}: a FIFO, not a regular file",
-            "too large": f"error: {path}: 3.0 GiB, more than any notebook can be (64.0 MiB at most)"}
+    says = {
+        "missing": f"error: cannot read {path}: No such file or directory",
+        "fifo": f"error: cannot read {path}: a FIFO, not a regular file",
+        "too large": f"error: {path}: 3.0 GiB, more than any notebook can be (64.0 MiB at most)",
+    }
     assert (code, out) == (2, "") and err.count("\n") == 1, err
     assert err.startswith(says.get(kind, f"error: {path}: not a notebook (")), err
 
@@ -236,41 +345,84 @@ def test_an_unreadable_data_file_is_one_line_not_a_bug(run_in_process, monkeypat
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
+
     monkeypatch.setattr(fetch, "open_regular", denied)
     code, out, err = run_in_process("evaluate", "--backend", "numpy", "--data-dir", data_dir)
-    assert (code, out) == (2, "") and err == (f"error: {data_dir / 'sample_weight.pkl'}: cannot read it (Permission "
-                                              "denied): replace it with the file by hand\n")
+    assert (code, out) == (2, "") and err == (
+        f"error: {data_dir / 'sample_weight.pkl'}: cannot read it (Permission "
+        "denied): replace it with the file by hand\n"
+    )
 
 
 # --- issue 17, item 5: bad environments are one line and exit 2 ------------------------------------------
 
+
 def test_a_closed_stdout_is_one_line(data_dir):
-    proc = subprocess.run(f"{sys.executable} -m dlfs_ch3 evaluate --backend numpy >&-", shell=True,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr == "error: stdout is closed: run with it open, or send it to /dev/null\n"
+    proc = subprocess.run(
+        f"{sys.executable} -m dlfs_ch3 evaluate --backend numpy >&-",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        proc.returncode == 2
+        and proc.stderr == "error: stdout is closed: run with it open, or send it to /dev/null\n"
+    )
 
 
 def test_a_file_name_that_is_not_utf8_is_printed_not_a_crash(tmp_path, test_set):
     folder = tmp_path / os.fsdecode(b"images-\xff")
     folder.mkdir()
     images, labels = folder / "images.idx", folder / "labels.idx"
-    images.write_bytes(bytes([0, 0, 8, 3]) + np.array([10, 28, 28], ">u4").tobytes() + test_set[0][:10].tobytes())
-    labels.write_bytes(bytes([0, 0, 8, 1]) + np.array([10], ">u4").tobytes() + test_set[1][:10].tobytes())
-    proc = subprocess.run([sys.executable, "-m", "dlfs_ch3", "evaluate", "--backend", "numpy", "--images", images,
-                           "--labels", labels], capture_output=True, timeout=120,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    images.write_bytes(
+        bytes([0, 0, 8, 3]) + np.array([10, 28, 28], ">u4").tobytes() + test_set[0][:10].tobytes()
+    )
+    labels.write_bytes(
+        bytes([0, 0, 8, 1]) + np.array([10], ">u4").tobytes() + test_set[1][:10].tobytes()
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlfs_ch3",
+            "evaluate",
+            "--backend",
+            "numpy",
+            "--images",
+            images,
+            "--labels",
+            labels,
+        ],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
     assert proc.returncode == 0, proc.stderr
-    assert b"10 images from " in proc.stdout and b"(hash unknown: structure checked only)" in proc.stdout
+    assert (
+        b"10 images from " in proc.stdout
+        and b"(hash unknown: structure checked only)" in proc.stdout
+    )
 
 
-@pytest.mark.parametrize("data_dir_is", ["a symlink loop", "a name too long", "a file", "of no such user"])
+@pytest.mark.parametrize(
+    "data_dir_is", ["a symlink loop", "a name too long", "a file", "of no such user"]
+)
 def test_a_bad_data_dir_is_one_line(run_in_process, tmp_path, data_dir_is):
-    path = {"a symlink loop": tmp_path / "loop", "a name too long": tmp_path / ("x" * 300),
-            "a file": tmp_path / "file", "of no such user": "~nosuchuser/x"}[data_dir_is]
+    path = {
+        "a symlink loop": tmp_path / "loop",
+        "a name too long": tmp_path / ("x" * 300),
+        "a file": tmp_path / "file",
+        "of no such user": "~nosuchuser/x",
+    }[data_dir_is]
     if data_dir_is == "a symlink loop":
         path.symlink_to(tmp_path / "loop2")
         (tmp_path / "loop2").symlink_to(path)
     if data_dir_is == "a file":
         path.write_text("x")
     code, out, err = run_in_process("evaluate", "--backend", "numpy", "--data-dir", path)
-    assert (code, out) == (2, "") and err.count("\n") == 1 and err.startswith(f"error: data dir {path}"), err
+    assert (
+        (code, out) == (2, "")
+        and err.count("\n") == 1
+        and err.startswith(f"error: data dir {path}")
+    ), err

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mirror_server import BEHAVIOURS, MirrorServer, refused_url
+
 from nn_numpy.data import fetch as fetching
 from nn_numpy.data.fetch import FILES, WEIGHTS, fetch, resolve_data_dir
 from nn_numpy.errors import DataCorruptedError, DataNotFoundError, NNError
@@ -54,9 +54,16 @@ def read_only(request, monkeypatch):
         else:
             real_open, real_replace = os.open, os.replace
             writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT
-            monkeypatch.setattr(os, "open", lambda p, flags, *a, **k:
-                                refuse(p) if flags & writes else real_open(p, flags, *a, **k))
-            monkeypatch.setattr(os, "replace", lambda a, b, **k: refuse(a, b) or real_replace(a, b, **k))
+            monkeypatch.setattr(
+                os,
+                "open",
+                lambda p, flags, *a, **k: (
+                    refuse(p) if flags & writes else real_open(p, flags, *a, **k)
+                ),
+            )
+            monkeypatch.setattr(
+                os, "replace", lambda a, b, **k: refuse(a, b) or real_replace(a, b, **k)
+            )
         return folder
 
     yield make
@@ -75,32 +82,53 @@ def failures(stderr):
     return [FAILURE.match(line).groups() for line in lines if FAILURE.match(line)]
 
 
-def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_one(tmp_path, server, monkeypatch,
-                                                                                  capsys, data_dir):
-    bad = [refused_url()] + [server.url(b) for b in BEHAVIOURS if b not in ("good", "auth", "redirectbody") + SLOW]
-    monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad + [server.url("good"), server.url("good") + "second/"]))
+def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_one(
+    tmp_path, server, monkeypatch, capsys, data_dir
+):
+    bad = [refused_url()] + [
+        server.url(b) for b in BEHAVIOURS if b not in ("good", "auth", "redirectbody") + SLOW
+    ]
+    monkeypatch.setenv(
+        "NN_MNIST_MIRRORS", ",".join(bad + [server.url("good"), server.url("good") + "second/"])
+    )
     server.requests.clear()
     assert fetch(IMAGES, tmp_path) == (data_dir / IMAGES).read_bytes()
     assert listing(tmp_path / "mnist") == [Path(IMAGES).name]
-    assert [url for url, _ in failures(capsys.readouterr().err)] == [b + Path(IMAGES).name for b in bad]
+    assert [url for url, _ in failures(capsys.readouterr().err)] == [
+        b + Path(IMAGES).name for b in bad
+    ]
     assert server.requests[-1] == f"/good/{Path(IMAGES).name}"
 
 
-@pytest.mark.parametrize("behaviour,reason", [
-    ("refused", "Connection refused"), ("403", "HTTP 403 Forbidden"), ("404", "HTTP 404 Not Found"),
-    ("503", "HTTP 503 Service Unavailable"), ("html", "SHA-256"), ("truncated", "the body ended after 2,271 of the "
-                                                                                 "4,542 bytes announced"),
-    ("wrong", "SHA-256"), ("endless", "it sent more than the file's 4,542 bytes"),
-    ("oversized", "it announces 9,084 bytes; the file has 4,542"), ("badlength", "an invalid length, '²'"),
-    pytest.param("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)", marks=pytest.mark.slow),
-    ("auth", "HTTP 401 Unauthorized")])
-def test_each_failure_says_why_in_one_line_and_leaves_nothing(tmp_path, server, monkeypatch, capsys, behaviour,
-                                                              reason, data_dir):
+@pytest.mark.parametrize(
+    "behaviour,reason",
+    [
+        ("refused", "Connection refused"),
+        ("403", "HTTP 403 Forbidden"),
+        ("404", "HTTP 404 Not Found"),
+        ("503", "HTTP 503 Service Unavailable"),
+        ("html", "SHA-256"),
+        ("truncated", "the body ended after 2,271 of the 4,542 bytes announced"),
+        ("wrong", "SHA-256"),
+        ("endless", "it sent more than the file's 4,542 bytes"),
+        ("oversized", "it announces 9,084 bytes; the file has 4,542"),
+        ("badlength", "an invalid length, '²'"),
+        pytest.param("trickle", "bytes after 3 s (NN_DOWNLOAD_TIMEOUT)", marks=pytest.mark.slow),
+        ("auth", "HTTP 401 Unauthorized"),
+    ],
+)
+def test_each_failure_says_why_in_one_line_and_leaves_nothing(
+    tmp_path, server, monkeypatch, capsys, behaviour, reason, data_dir
+):
     bad = refused_url() if behaviour == "refused" else server.url(behaviour)
     monkeypatch.setenv("NN_MNIST_MIRRORS", f"{bad},{server.url('good')}")
     assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
     (line,) = failures(capsys.readouterr().err)
-    assert line[0] == bad + Path(LABELS).name and reason in line[1] and line[1].endswith("; trying the next"), line
+    assert (
+        line[0] == bad + Path(LABELS).name
+        and reason in line[1]
+        and line[1].endswith("; trying the next")
+    ), line
     assert listing(tmp_path / "mnist") == [Path(LABELS).name]
 
 
@@ -120,21 +148,28 @@ def test_the_deadline_covers_the_whole_request(tmp_path, data_dir, monkeypatch, 
     assert "after 2 s (NN_DOWNLOAD_TIMEOUT)" in line[1] and 2 <= took < 3.5, (line, took)
 
 
-def test_redirects_are_followed_without_reading_their_bodies_and_bounded_in_number(tmp_path, server, monkeypatch,
-                                                                                    capsys, data_dir):
+def test_redirects_are_followed_without_reading_their_bodies_and_bounded_in_number(
+    tmp_path, server, monkeypatch, capsys, data_dir
+):
     monkeypatch.setenv("NN_MNIST_MIRRORS", f"{server.url('redirectbody')}")
     server.sent.clear()
-    assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()  # its endless body never read
+    assert (
+        fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
+    )  # its endless body never read
     fast = MirrorServer({Path(LABELS).name: (data_dir / LABELS).read_bytes()}, interval=0)
     with fast:
         monkeypatch.setenv("NN_MNIST_MIRRORS", fast.url("redirect"))
         with pytest.raises(DataNotFoundError):
             fetch(LABELS, tmp_path / "other")
         assert len(fast.requests) == fetching.MAX_REDIRECTS + 1
-    assert failures(capsys.readouterr().err)[-1][1] == f"more than {fetching.MAX_REDIRECTS} redirects"
+    assert (
+        failures(capsys.readouterr().err)[-1][1] == f"more than {fetching.MAX_REDIRECTS} redirects"
+    )
 
 
-def test_credentials_in_a_mirror_url_are_sent_and_never_printed(tmp_path, server, monkeypatch, capsys, data_dir):
+def test_credentials_in_a_mirror_url_are_sent_and_never_printed(
+    tmp_path, server, monkeypatch, capsys, data_dir
+):
     good, wrong = server.url("auth", "user:secret@"), server.url("auth", "user:wrong-secret@")
     monkeypatch.setenv("NN_MNIST_MIRRORS", f"{wrong},{good}")
     assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
@@ -142,7 +177,9 @@ def test_credentials_in_a_mirror_url_are_sent_and_never_printed(tmp_path, server
     assert "secret" not in err and err.count("***@127.0.0.1") == 2, err
 
 
-def test_all_mirrors_failing_is_one_error_naming_the_file_and_the_folder(tmp_path, server, monkeypatch, capsys):
+def test_all_mirrors_failing_is_one_error_naming_the_file_and_the_folder(
+    tmp_path, server, monkeypatch, capsys
+):
     bad = [server.url(b) for b in BEHAVIOURS if b not in ("good", "redirectbody") + SLOW]
     monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad))
     (tmp_path / "kept").mkdir()
@@ -150,7 +187,11 @@ def test_all_mirrors_failing_is_one_error_naming_the_file_and_the_folder(tmp_pat
     with pytest.raises(DataNotFoundError) as err:
         fetch(IMAGES, data_dir)
     message = str(err.value)
-    assert err.value.missing == (IMAGES,) and str(data_dir / "mnist") in message and "\n" not in message
+    assert (
+        err.value.missing == (IMAGES,)
+        and str(data_dir / "mnist") in message
+        and "\n" not in message
+    )
     lines = failures(capsys.readouterr().err)
     assert len(lines) == len(bad) and not lines[-1][1].endswith("trying the next")
     assert all(line[1].endswith("; trying the next") for line in lines[:-1])
@@ -160,6 +201,7 @@ def test_all_mirrors_failing_is_one_error_naming_the_file_and_the_folder(tmp_pat
 def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
     def interrupt(*args):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(fetching, "_get", interrupt)
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
     with pytest.raises(KeyboardInterrupt):
@@ -167,21 +209,31 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
     assert listing(tmp_path) == []
 
 
-def test_importing_the_chapter_or_reading_a_present_file_loads_no_download_machinery(tmp_path, data_dir):
+def test_importing_the_chapter_or_reading_a_present_file_loads_no_download_machinery(
+    tmp_path, data_dir
+):
     (tmp_path / "mnist").mkdir()
     (tmp_path / LABELS).write_bytes((data_dir / LABELS).read_bytes())
-    code = ("import sys, hashlib, nn_numpy; from nn_numpy.data.fetch import fetch; "
-            f"print(hashlib.sha256(fetch({LABELS!r}, {str(tmp_path)!r})).hexdigest()); "
-            "print(sorted(m for m in ('pooch', 'requests', 'tqdm', 'urllib3', 'platformdirs', 'http.client', 'torch') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "NN_MNIST_MIRRORS": refused_url()})
+    code = (
+        "import sys, hashlib, nn_numpy; from nn_numpy.data.fetch import fetch; "
+        f"print(hashlib.sha256(fetch({LABELS!r}, {str(tmp_path)!r})).hexdigest()); "
+        "print(sorted(m for m in ('pooch', 'requests', 'tqdm', 'urllib3', 'platformdirs', 'http.client', 'torch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "NN_MNIST_MIRRORS": refused_url()},
+    )
     assert out.stdout.splitlines() == [FILES[LABELS][1], "[]"] and out.stderr == ""
 
 
 @pytest.mark.parametrize("damage", ["cut", "same size"])
-def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(tmp_path, server, monkeypatch, capsys, data_dir,
-                                                                 damage):
+def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(
+    tmp_path, server, monkeypatch, capsys, data_dir, damage
+):
     good = (data_dir / LABELS).read_bytes()
     bad = good[:-10] if damage == "cut" else good[:-1] + b"x"
     folder = tmp_path / "mnist"
@@ -192,13 +244,17 @@ def test_a_corrupt_present_file_is_moved_aside_and_fetched_again(tmp_path, serve
         assert fetch(LABELS, tmp_path) == good
     asides = [p for p in folder.iterdir() if p.name != Path(LABELS).name]
     assert len(asides) == 2 and all(p.read_bytes() == bad for p in asides)
-    assert all(re.fullmatch(re.escape(Path(LABELS).name) + r"\.corrupt-\d+-\w+", p.name) for p in asides)
+    assert all(
+        re.fullmatch(re.escape(Path(LABELS).name) + r"\.corrupt-\d+-\w+", p.name) for p in asides
+    )
     err = capsys.readouterr().err
     why = "has 4,532 bytes, not 4,542" if damage == "cut" else "fails its SHA-256 check"
     assert f"{tmp_path / LABELS} {why}" in err and asides[0].name in err
 
 
-def test_a_good_file_another_process_just_put_there_is_not_moved_aside(tmp_path, monkeypatch, data_dir, capsys):
+def test_a_good_file_another_process_just_put_there_is_not_moved_aside(
+    tmp_path, monkeypatch, data_dir, capsys
+):
     """Between reading a corrupt file and moving it aside, another process replaced it with the good one."""
     good = (data_dir / LABELS).read_bytes()
     (tmp_path / "mnist").mkdir()
@@ -212,8 +268,11 @@ def test_a_good_file_another_process_just_put_there_is_not_moved_aside(tmp_path,
             fresh.write_bytes(good)
             os.replace(fresh, tmp_path / LABELS)
         return real_stat(path, *args, **kwargs)
+
     monkeypatch.setattr(os, "stat", replaced_meanwhile)
-    assert fetch(LABELS, tmp_path) == good  # judged again, and used: the offline fixture refuses any download
+    assert (
+        fetch(LABELS, tmp_path) == good
+    )  # judged again, and used: the offline fixture refuses any download
     assert listing(tmp_path / "mnist") == [Path(LABELS).name] and capsys.readouterr().err == ""
 
 
@@ -227,16 +286,25 @@ def test_a_file_of_the_wrong_size_is_never_read(tmp_path):
     tmp_path.chmod(0o555)  # read-only: an error, not a move aside and a download
     code = f"from nn_numpy.data.fetch import fetch; fetch({WEIGHTS!r}, {str(tmp_path)!r})"
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)))
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)),
+        )
     finally:
         tmp_path.chmod(0o755)
-    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.errors.DataCorruptedError: {tmp_path / WEIGHTS} has "
-                                            f"3,221,225,472 bytes, not 181,853 and {tmp_path} is read-only: replace "
-                                            "the file by hand"), proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"nn_numpy.errors.DataCorruptedError: {tmp_path / WEIGHTS} has "
+        f"3,221,225,472 bytes, not 181,853 and {tmp_path} is read-only: replace "
+        "the file by hand"
+    ), proc.stderr
 
 
-def test_a_corrupt_file_in_a_read_only_dir_is_an_error_with_both_hashes(tmp_path, read_only, data_dir):
+def test_a_corrupt_file_in_a_read_only_dir_is_an_error_with_both_hashes(
+    tmp_path, read_only, data_dir
+):
     folder = tmp_path / "mnist"
     folder.mkdir()
     bad = (data_dir / LABELS).read_bytes()[:-1] + b"x"
@@ -245,12 +313,15 @@ def test_a_corrupt_file_in_a_read_only_dir_is_an_error_with_both_hashes(tmp_path
     with pytest.raises(DataCorruptedError) as err:
         fetch(LABELS, tmp_path)
     assert str(tmp_path / LABELS) in str(err.value) and FILES[LABELS][1] in str(err.value)
-    assert hashlib.sha256(bad).hexdigest() in str(err.value) and "read-only" in str(err.value).lower()
+    assert (
+        hashlib.sha256(bad).hexdigest() in str(err.value) and "read-only" in str(err.value).lower()
+    )
     assert listing(folder) == [Path(LABELS).name] and (tmp_path / LABELS).read_bytes() == bad
 
 
-def test_a_missing_file_in_a_read_only_dir_is_one_line_and_nothing_is_written(tmp_path, server, monkeypatch,
-                                                                               read_only):
+def test_a_missing_file_in_a_read_only_dir_is_one_line_and_nothing_is_written(
+    tmp_path, server, monkeypatch, read_only
+):
     """A mode of 555 is seen before downloading; a read-only mount only when the file is saved."""
     folder = tmp_path / "mnist"
     folder.mkdir()
@@ -258,33 +329,50 @@ def test_a_missing_file_in_a_read_only_dir_is_one_line_and_nothing_is_written(tm
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
     with pytest.raises(NNError) as err:
         fetch(LABELS, tmp_path)
-    assert str(err.value) in (f"cannot save the downloaded {Path(LABELS).name} in {folder}: Read-only file system",
-                              f"{Path(LABELS).name} is missing and cannot be saved in {folder} (read-only); put the "
-                              f"MNIST files {', '.join(Path(n).name for n in fetching.TRAIN_SET + fetching.TEST_SET)} "
-                              f"in {folder} (or set NN_DATA_DIR / --data-dir)")
+    assert str(err.value) in (
+        f"cannot save the downloaded {Path(LABELS).name} in {folder}: Read-only file system",
+        f"{Path(LABELS).name} is missing and cannot be saved in {folder} (read-only); put the "
+        f"MNIST files {', '.join(Path(n).name for n in fetching.TRAIN_SET + fetching.TEST_SET)} "
+        f"in {folder} (or set NN_DATA_DIR / --data-dir)",
+    )
     assert listing(folder) == []
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dev zero", "folder"])
-def test_a_special_file_in_a_data_files_place_is_never_read_or_replaced(tmp_path, server, monkeypatch, kind):
+def test_a_special_file_in_a_data_files_place_is_never_read_or_replaced(
+    tmp_path, server, monkeypatch, kind
+):
     """In a child process with a timeout: it was a hang, hashing /dev/zero."""
     path = tmp_path / WEIGHTS
-    {"fifo": os.mkfifo, "dev zero": lambda p: p.symlink_to("/dev/zero"), "folder": os.mkdir}[kind](path)
+    {"fifo": os.mkfifo, "dev zero": lambda p: p.symlink_to("/dev/zero"), "folder": os.mkdir}[kind](
+        path
+    )
     code = f"from nn_numpy.data.fetch import fetch; fetch({WEIGHTS!r}, {str(tmp_path)!r})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "NN_WEIGHTS_URL": server.url("good") + WEIGHTS})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NN_WEIGHTS_URL": server.url("good") + WEIGHTS},
+    )
     what = {"fifo": "a FIFO", "dev zero": "a character device", "folder": "a folder"}[kind]
-    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.errors.NNError: {path}: cannot read it ({what}, not a regular "
-                                            "file): replace it with the file by hand"), proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        f"nn_numpy.errors.NNError: {path}: cannot read it ({what}, not a regular "
+        "file): replace it with the file by hand"
+    ), proc.stderr
     assert listing(tmp_path) == [WEIGHTS] and os.lstat(path).st_mode == os.lstat(path).st_mode
 
 
 def test_weights_come_from_nn_weights_url(tmp_path, server, monkeypatch, capsys, data_dir):
     monkeypatch.setenv("NN_WEIGHTS_URL", server.url("good") + WEIGHTS)
-    assert fetch(WEIGHTS, tmp_path) == (data_dir / WEIGHTS).read_bytes() and listing(tmp_path) == [WEIGHTS]
+    assert fetch(WEIGHTS, tmp_path) == (data_dir / WEIGHTS).read_bytes() and listing(tmp_path) == [
+        WEIGHTS
+    ]
     monkeypatch.setenv("NN_WEIGHTS_URL", server.url("html") + WEIGHTS)
     (tmp_path / WEIGHTS).unlink()
-    with pytest.raises(DataNotFoundError, match=f"put the book's {WEIGHTS} in {re.escape(str(tmp_path))}"):
+    with pytest.raises(
+        DataNotFoundError, match=f"put the book's {WEIGHTS} in {re.escape(str(tmp_path))}"
+    ):
         fetch(WEIGHTS, tmp_path)
     assert len(failures(capsys.readouterr().err)) == 1 and listing(tmp_path) == []
 
@@ -293,18 +381,26 @@ def test_a_full_disk_is_named_as_the_cause(tmp_path, server, monkeypatch):
     """On a 64 kB tmpfs where root may mount one; elsewhere the disk fills at fsync, as it can on NFS."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = os.geteuid() == 0 and not subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                                                       capture_output=True).returncode
+    mounted = (
+        os.geteuid() == 0
+        and not subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+    )
     if not mounted:
+
         def full(fd):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
         monkeypatch.setattr(os, "fsync", full)
     try:
         monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
         with pytest.raises(NNError) as err:
             fetch(IMAGES, disk)
-        assert str(err.value) == (f"cannot save the downloaded {Path(IMAGES).name} in {disk / 'mnist'}: "
-                                  "No space left on device") and not isinstance(err.value, DataNotFoundError)
+        assert str(err.value) == (
+            f"cannot save the downloaded {Path(IMAGES).name} in {disk / 'mnist'}: "
+            "No space left on device"
+        ) and not isinstance(err.value, DataNotFoundError)
         assert listing(disk) == []
     finally:
         if mounted:
@@ -321,13 +417,19 @@ def test_the_data_dir_is_the_argument_else_nn_data_dir_else_a_user_cache(tmp_pat
     assert resolve_data_dir() == Path(platformdirs.user_cache_dir("dlfs-ch3"))
 
 
-@pytest.mark.parametrize("make, says", [
-    (lambda p: p.write_text("x"), "data dir {p} is not a folder"),
-    (lambda p: (p.symlink_to(p.with_name("loop")), p.with_name("loop").symlink_to(p)),
-     "data dir {p}: Too many levels of symbolic links"),
-    (lambda p: None, "data dir ~nosuchuser/x: cannot expand ~nosuchuser (no such user)"),
-    (lambda p: None, "data dir {long}: File name too long"),
-], ids=["a file", "a symlink loop", "no such user", "a name too long"])
+@pytest.mark.parametrize(
+    "make, says",
+    [
+        (lambda p: p.write_text("x"), "data dir {p} is not a folder"),
+        (
+            lambda p: (p.symlink_to(p.with_name("loop")), p.with_name("loop").symlink_to(p)),
+            "data dir {p}: Too many levels of symbolic links",
+        ),
+        (lambda p: None, "data dir ~nosuchuser/x: cannot expand ~nosuchuser (no such user)"),
+        (lambda p: None, "data dir {long}: File name too long"),
+    ],
+    ids=["a file", "a symlink loop", "no such user", "a name too long"],
+)
 def test_a_data_dir_that_cannot_be_one_is_named_as_such(tmp_path, make, says):
     path, long = tmp_path / "data", tmp_path / ("x" * 300)
     make(path)
@@ -339,15 +441,23 @@ def test_a_data_dir_that_cannot_be_one_is_named_as_such(tmp_path, make, says):
 
 def test_mirrors_come_from_nn_mnist_mirrors_in_order(monkeypatch):
     monkeypatch.setenv("NN_MNIST_MIRRORS", " http://a/x/ , http://b/y,")
-    assert fetching.urls(LABELS) == ["http://a/x/t10k-labels-idx1-ubyte.gz", "http://b/y/t10k-labels-idx1-ubyte.gz"]
+    assert fetching.urls(LABELS) == [
+        "http://a/x/t10k-labels-idx1-ubyte.gz",
+        "http://b/y/t10k-labels-idx1-ubyte.gz",
+    ]
     monkeypatch.delenv("NN_MNIST_MIRRORS")
-    assert fetching.urls(LABELS)[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz"
+    assert (
+        fetching.urls(LABELS)[0]
+        == "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz"
+    )
 
 
 @pytest.mark.parametrize("text", ["abc", "0", "-5", "inf", "nan", "1e999"])
 def test_a_bad_nn_download_timeout_is_one_line(monkeypatch, text):
     monkeypatch.setenv("NN_DOWNLOAD_TIMEOUT", text)
-    with pytest.raises(NNError, match=f"NN_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {text!r}"):
+    with pytest.raises(
+        NNError, match=f"NN_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {text!r}"
+    ):
         fetching.download_timeout()
 
 
@@ -365,13 +475,18 @@ def test_the_pinned_sizes_and_hashes_are_those_of_the_files(data_dir):
 
 
 @pytest.mark.parametrize("exists", [True, False])
-def test_a_read_only_folder_is_never_written_even_to_make_mnist_in_it(tmp_path, server, monkeypatch, exists):
+def test_a_read_only_folder_is_never_written_even_to_make_mnist_in_it(
+    tmp_path, server, monkeypatch, exists
+):
     read_only = tmp_path / "ro"
     read_only.mkdir()
     read_only.chmod(0o555)
     monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("good"))
     try:
-        with pytest.raises(DataNotFoundError, match=f"cannot be saved in {re.escape(str(read_only))} \\(read-only\\)"):
+        with pytest.raises(
+            DataNotFoundError,
+            match=f"cannot be saved in {re.escape(str(read_only))} \\(read-only\\)",
+        ):
             fetch(LABELS, read_only if exists else read_only / "new")
         assert listing(read_only) == []
     finally:
@@ -388,7 +503,9 @@ def test_downloaded_files_honour_the_umask(tmp_path, server, monkeypatch, umask)
         fetch(WEIGHTS, tmp_path)
     finally:
         os.umask(previous)
-    assert [oct(stat.S_IMODE((tmp_path / n).stat().st_mode)) for n in (LABELS, WEIGHTS)] == [oct(0o666 & ~umask)] * 2
+    assert [oct(stat.S_IMODE((tmp_path / n).stat().st_mode)) for n in (LABELS, WEIGHTS)] == [
+        oct(0o666 & ~umask)
+    ] * 2
 
 
 def test_no_home_folder_is_one_line_naming_data_dir_and_nn_data_dir(monkeypatch, run_in_process):
@@ -404,7 +521,13 @@ def test_no_home_folder_is_one_line_naming_data_dir_and_nn_data_dir(monkeypatch,
     with pytest.raises(NNError, match="pass --data-dir or set NN_DATA_DIR"):
         resolve_data_dir()
     code, out, err = run_in_process("evaluate", "--backend", "numpy")
-    assert code == 2 and out == "" and err.count("\n") == 1 and "--data-dir" in err and "NN_DATA_DIR" in err, err
+    assert (
+        code == 2
+        and out == ""
+        and err.count("\n") == 1
+        and "--data-dir" in err
+        and "NN_DATA_DIR" in err
+    ), err
 
 
 CONCURRENT_FETCH = """
@@ -419,16 +542,29 @@ print(hashlib.sha256(fetch("mnist/t10k-images-idx3-ubyte.gz", sys.argv[1])).hexd
 
 
 @pytest.mark.slow
-def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(tmp_path, server, data_dir):
+def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(
+    tmp_path, server, data_dir
+):
     (tmp_path / "mnist").mkdir()
-    (tmp_path / IMAGES).write_bytes((data_dir / IMAGES).read_bytes()[:-1] + b"x")  # the right size, the wrong hash
+    (tmp_path / IMAGES).write_bytes(
+        (data_dir / IMAGES).read_bytes()[:-1] + b"x"
+    )  # the right size, the wrong hash
     go = tmp_path / "go"
     env = {**os.environ, "NN_MNIST_MIRRORS": server.url("good"), "NN_DOWNLOAD_TIMEOUT": "60"}
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_FETCH, str(tmp_path), str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_FETCH, str(tmp_path), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     time.sleep(1)  # let them all import and wait at the line; a late one only races less
     go.touch()
     results = [proc.communicate(timeout=120) + (proc.returncode,) for proc in procs]
-    assert [(code, out) for out, err, code in results] == [(0, FILES[IMAGES][1] + "\n")] * 8, \
-        [err for _, err, _ in results]
+    assert [(code, out) for out, err, code in results] == [(0, FILES[IMAGES][1] + "\n")] * 8, [
+        err for _, err, _ in results
+    ]
     assert hashlib.sha256((tmp_path / IMAGES).read_bytes()).hexdigest() == FILES[IMAGES][1]

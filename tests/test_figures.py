@@ -11,7 +11,9 @@ import pytest
 
 from dlfs_ch3.cli import run_main
 
-pytest.importorskip("matplotlib", reason="figures need the plot extra: pip install 'dlfs-ch3[plot]'")
+pytest.importorskip(
+    "matplotlib", reason="figures need the plot extra: pip install 'dlfs-ch3[plot]'"
+)
 import torch  # noqa: F401, E402  (the figures overlay torch's curves; without torch this file is one skip)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -62,7 +64,9 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, run_in_proc
     assert blocker.read_text() == "not a folder"
 
 
-def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, data_dir, load_command, run_in_process):
+def test_an_interrupted_run_leaves_only_whole_figures(
+    tmp_path, monkeypatch, data_dir, load_command, run_in_process
+):
     from matplotlib.figure import Figure
 
     real_savefig, saved = Figure.savefig, []
@@ -79,12 +83,16 @@ def test_an_interrupted_run_leaves_only_whole_figures(tmp_path, monkeypatch, dat
     assert run_in_process(figures, "--out", tmp_path)[0] == 130
     first = next(iter(figures.FIGURES))
     assert os.listdir(tmp_path) == [first]
-    assert png_size((tmp_path / first).read_bytes()) == tuple(round(s * figures.DPI) for s in figures.FIGURES[first])
+    assert png_size((tmp_path / first).read_bytes()) == tuple(
+        round(s * figures.DPI) for s in figures.FIGURES[first]
+    )
 
 
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
-    code = ("import sys; sys.modules['matplotlib'] = None; from dlfs_ch3.cli import main; "
-            f"main(['figures', '--out', {str(tmp_path)!r}])")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; from dlfs_ch3.cli import main; "
+        f"main(['figures', '--out', {str(tmp_path)!r}])"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr == "error: dlfs-ch3 figures needs matplotlib: pip install 'dlfs-ch3[plot]'\n"

@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nn_numpy.data.files import (
+    NotRegularFileError,
+    atomic_write,
+    open_regular,
+    read_npy,
+    read_regular,
+)
 from nn_numpy.errors import NNError
-from nn_numpy.data.files import NotRegularFileError, atomic_write, open_regular, read_npy, read_regular
+
 
 def test_a_new_file_is_written_whole_and_honours_the_umask(tmp_path):
     old = os.umask(0o027)
@@ -23,7 +30,9 @@ def test_a_new_file_is_written_whole_and_honours_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "new.bin").read_bytes() == b"data"
-    assert stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+    assert (
+        stat.S_IMODE(os.stat(tmp_path / "new.bin").st_mode) == 0o640
+    )  # 0o666 & ~0o027, not mkstemp's 0o600
     assert os.listdir(tmp_path) == ["new.bin"]
 
 
@@ -46,17 +55,25 @@ def test_a_failed_or_interrupted_write_leaves_the_old_file_and_no_temp(tmp_path,
             assert len(os.listdir(tmp_path)) == 2  # the old file and the temporary one
             raise failure
     if isinstance(failure, OSError):
-        assert str(raised.value) == f"cannot write {path}: No space left on device"  # the user's path, not the temp
+        assert (
+            str(raised.value) == f"cannot write {path}: No space left on device"
+        )  # the user's path, not the temp
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["w.npz"]
 
 
 def test_the_temporary_file_is_named_for_the_stale_temp_sweep(tmp_path, monkeypatch):
     names = []
     real_replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda src, dst: (names.append(os.path.basename(src)), real_replace(src, dst)))
+    monkeypatch.setattr(
+        os,
+        "replace",
+        lambda src, dst: (names.append(os.path.basename(src)), real_replace(src, dst)),
+    )
     with atomic_write(tmp_path / "bench.json", "w") as file:
         file.write("{}")
-    assert len(names) == 1 and re.fullmatch(rf"bench\.json\.{os.getpid()}\.[^.]+\.tmp", names[0]), names
+    assert len(names) == 1 and re.fullmatch(rf"bench\.json\.{os.getpid()}\.[^.]+\.tmp", names[0]), (
+        names
+    )
 
 
 def test_a_missing_folder_is_one_line_naming_it(tmp_path):
@@ -80,7 +97,9 @@ def test_a_fifo_is_written_through_not_replaced(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)  # never blocks exit
+    reader = threading.Thread(
+        target=lambda: got.append(open(fifo, "rb").read()), daemon=True
+    )  # never blocks exit
     reader.start()
     with atomic_write(fifo) as file:
         file.write(b"through the pipe")
@@ -100,32 +119,44 @@ def test_a_character_device_is_written_through_not_replaced(tmp_path):
     with atomic_write(null) as file:
         file.write(b"discarded")
     after = os.lstat(null)
-    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (
+        before.st_ino,
+        before.st_rdev,
+    )
     assert os.listdir(tmp_path) == (["null"] if null != os.devnull else [])
 
 
 def test_a_block_device_is_refused(tmp_path):
     block = tmp_path / "block"
     try:
-        os.mknod(block, 0o600 | stat.S_IFBLK, os.makedev(7, 200))  # a loop device number; never opened
-    except PermissionError:  # not root: a link to one of /dev's, which the refusal never opens either
+        os.mknod(
+            block, 0o600 | stat.S_IFBLK, os.makedev(7, 200)
+        )  # a loop device number; never opened
+    except (
+        PermissionError
+    ):  # not root: a link to one of /dev's, which the refusal never opens either
         device = next((p for p in Path("/dev").iterdir() if p.is_block_device()), None)
         if device is None:
             pytest.skip("not root, and /dev holds no block device to link to")
         block.symlink_to(device)
-    with pytest.raises(NNError, match=re.escape(f"cannot write {block}: it is a block device, not a file")):
+    with pytest.raises(
+        NNError, match=re.escape(f"cannot write {block}: it is a block device, not a file")
+    ):
         with atomic_write(block):
             pytest.fail("the body must not run")
     assert stat.S_ISBLK(os.stat(block).st_mode)
 
 
 def test_a_folder_is_refused(tmp_path):
-    with pytest.raises(NNError, match=re.escape(f"cannot write {tmp_path}: it is a folder, not a file")):
+    with pytest.raises(
+        NNError, match=re.escape(f"cannot write {tmp_path}: it is a folder, not a file")
+    ):
         with atomic_write(tmp_path):
             pytest.fail("the body must not run")
 
 
 # --- reading: regular files only ------------------------------------------------------------------------
+
 
 def test_only_regular_files_are_read(tmp_path):
     (tmp_path / "data").write_bytes(b"bytes")
@@ -133,11 +164,17 @@ def test_only_regular_files_are_read(tmp_path):
     assert read_regular(tmp_path / "link") == b"bytes"
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "zero").symlink_to("/dev/zero")
-    for path, kind in [(tmp_path / "fifo", "a FIFO"), (tmp_path / "zero", "a character device"),
-                       (tmp_path, "a folder")]:
+    for path, kind in [
+        (tmp_path / "fifo", "a FIFO"),
+        (tmp_path / "zero", "a character device"),
+        (tmp_path, "a folder"),
+    ]:
         with pytest.raises(NotRegularFileError) as raised:
             open_regular(path)
-        assert raised.value.strerror == f"{kind}, not a regular file" and raised.value.filename == str(path)
+        assert (
+            raised.value.strerror == f"{kind}, not a regular file"
+            and raised.value.filename == str(path)
+        )
 
 
 def test_reading_a_fifo_with_no_writer_does_not_hang(tmp_path):
@@ -145,13 +182,19 @@ def test_reading_a_fifo_with_no_writer_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     code = f"from nn_numpy.data.files import read_regular; read_regular({str(tmp_path / 'fifo')!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "NotRegularFileError" in proc.stderr and "a FIFO, not a regular file" in proc.stderr
+    assert (
+        proc.returncode == 1
+        and "NotRegularFileError" in proc.stderr
+        and "a FIFO, not a regular file" in proc.stderr
+    )
 
 
 def test_read_npy_reads_nothing_before_its_check_passed(tmp_path):
     path = tmp_path / "big.npy"
     with open(path, "wb") as file:  # a header declaring 8 TB, and no data
-        np.lib.format.write_array_header_1_0(file, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+        np.lib.format.write_array_header_1_0(
+            file, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+        )
     headers = []
 
     def refuse(shape, fortran_order, dtype):
@@ -163,7 +206,9 @@ def test_read_npy_reads_nothing_before_its_check_passed(tmp_path):
     assert headers == [((10**12,), False, np.dtype("<f8"))]
     np.save(path, np.arange(6).reshape(2, 3))
     with open(path, "rb") as file:
-        np.testing.assert_array_equal(read_npy(file, lambda *header: None), np.arange(6).reshape(2, 3))
+        np.testing.assert_array_equal(
+            read_npy(file, lambda *header: None), np.arange(6).reshape(2, 3)
+        )
 
 
 def test_a_npy_header_with_a_bad_escape_is_refused_without_a_warning(tmp_path):

@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-
 from mirror_server import MirrorServer, refused_url
+
 from nn_numpy.data.fetch import FILES, remove_stale_leftovers
 
 CACHE = "t10k-images-idx3-ubyte." + FILES["mnist/t10k-images-idx3-ubyte.gz"][1][:16] + ".npy"
@@ -18,7 +18,11 @@ CACHE = "t10k-images-idx3-ubyte." + FILES["mnist/t10k-images-idx3-ubyte.gz"][1][
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    files = {path.name: path.read_bytes() for path in (data_dir / "mnist").iterdir() if path.suffix == ".gz"}
+    files = {
+        path.name: path.read_bytes()
+        for path in (data_dir / "mnist").iterdir()
+        if path.suffix == ".gz"
+    }
     with MirrorServer(files, interval=0.5) as mirror:
         yield mirror
 
@@ -31,9 +35,28 @@ def weights_only(tmp_path, data_dir):
 
 
 def evaluate(data_dir, mirror):
-    env = {**os.environ, "NN_MNIST_MIRRORS": mirror, "NN_WEIGHTS_URL": refused_url(), "NN_DOWNLOAD_TIMEOUT": "60"}
-    return subprocess.Popen([sys.executable, "-m", "dlfs_ch3", "evaluate", "--backend", "numpy", "--data-dir",
-                             str(data_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "NN_MNIST_MIRRORS": mirror,
+        "NN_WEIGHTS_URL": refused_url(),
+        "NN_DOWNLOAD_TIMEOUT": "60",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dlfs_ch3",
+            "evaluate",
+            "--backend",
+            "numpy",
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def downloading(server, proc):
@@ -52,8 +75,14 @@ def listing(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum,code,line", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up"),
-                                              (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize(
+    "signum,code,line",
+    [
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGHUP, 129, "hung up"),
+        (signal.SIGINT, 130, "interrupted"),
+    ],
+)
 def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(weights_only, server, signum, code, line):
     server.requests.clear()
     downloading.since = time.monotonic()
@@ -61,15 +90,21 @@ def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(weights_only, server, signum
     downloading(server, proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == code and err.strip().splitlines()[-1].split("\r")[-1].strip() == line, err
+    assert (
+        proc.returncode == code and err.strip().splitlines()[-1].split("\r")[-1].strip() == line
+    ), err
     assert listing(weights_only) == ["sample_weight.pkl"]  # no partial file, no folder made for it
 
 
 def killed_writer(path):
     """A real process that writes ``path`` and is killed (SIGKILL) halfway, as a killed cache writer is."""
-    code = ("import sys, time; f = open(sys.argv[1], 'wb'); f.write(b'\\x93NUMPY' + bytes(1000)); f.flush(); "
-            "print('ready', flush=True); time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; f = open(sys.argv[1], 'wb'); f.write(b'\\x93NUMPY' + bytes(1000)); f.flush(); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline() == "ready\n"
     proc.kill()
     proc.wait(timeout=30)
@@ -77,7 +112,9 @@ def killed_writer(path):
 
 
 @pytest.mark.slow
-def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_the_next_run(weights_only, server):
+def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_the_next_run(
+    weights_only, server
+):
     folder = weights_only / "mnist"
     server.requests.clear()
     downloading.since = time.monotonic()
@@ -85,15 +122,26 @@ def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_th
     downloading(server, proc)
     proc.kill()
     proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL and listing(folder) == []  # the bytes were in memory only
+    assert (
+        proc.returncode == -signal.SIGKILL and listing(folder) == []
+    )  # the bytes were in memory only
 
     folder.mkdir()
     dead = killed_writer(folder / "probe")
-    stale = [f"{CACHE}.{dead}.k1ll3d_x.tmp", f"{CACHE}.2147483648.abcdefgh.tmp", f"{CACHE}.0.abcdefgh.tmp"]
-    for name in stale:  # a killed writer's, and pids no process can have (one made every run exit 3)
+    stale = [
+        f"{CACHE}.{dead}.k1ll3d_x.tmp",
+        f"{CACHE}.2147483648.abcdefgh.tmp",
+        f"{CACHE}.0.abcdefgh.tmp",
+    ]
+    for (
+        name
+    ) in stale:  # a killed writer's, and pids no process can have (one made every run exit 3)
         (folder / name).write_bytes(b"\x93NUMPY")
-    keep = {f"{CACHE}.{os.getpid()}.l1ve_abc.tmp": b"\x93NUMPY",  # a live writer's
-            "notes.1.abcdefgh.tmp": b"mine", "tmpabcdefgh": b"\x1f\x8b"}  # not this project's names
+    keep = {
+        f"{CACHE}.{os.getpid()}.l1ve_abc.tmp": b"\x93NUMPY",  # a live writer's
+        "notes.1.abcdefgh.tmp": b"mine",
+        "tmpabcdefgh": b"\x1f\x8b",
+    }  # not this project's names
     for name, content in keep.items():
         (folder / name).write_bytes(content)
     proc = evaluate(weights_only, server.url("good"))
@@ -120,8 +168,11 @@ def test_the_sweep_never_fails_a_run(tmp_path, monkeypatch):
 
     def broken_kill(pid, sig):
         raise OverflowError("signed integer is greater than maximum")
+
     monkeypatch.setattr(os, "kill", broken_kill)
-    assert remove_stale_leftovers(tmp_path) == [] and remove_stale_leftovers(tmp_path / "absent") == []
+    assert (
+        remove_stale_leftovers(tmp_path) == [] and remove_stale_leftovers(tmp_path / "absent") == []
+    )
 
 
 def test_fetching_the_weights_sweeps_the_data_dir(weights_only):

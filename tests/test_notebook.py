@@ -31,18 +31,29 @@ def saved(runner):
 def executed(runner, saved, data_dir):
     """A fresh run of the saved notebook, plus one cell that says which Python and which packages ran it."""
     nb = copy.deepcopy(saved)
-    nb.cells.append(nbformat.v4.new_code_cell("import sys, nn_numpy\nprint(sys.prefix)\nprint(nn_numpy.__file__)"))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import sys, nn_numpy\nprint(sys.prefix)\nprint(nn_numpy.__file__)"
+        )
+    )
     return runner.execute(nb)  # raises CellExecutionError, naming the cell, if any cell fails
 
 
 def images(nb):
-    return sum("image/png" in out.get("data", {}) for cell in nb.cells if cell.cell_type == "code"
-               for out in cell.outputs)
+    return sum(
+        "image/png" in out.get("data", {})
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+    )
 
 
 @pytest.mark.slow
 def test_the_kernel_is_this_interpreter_with_this_clones_packages(executed, runner):
-    assert runner.text_output(executed.cells[-1]).splitlines() == [sys.prefix, str(ROOT / "nn_numpy" / "__init__.py")]
+    assert runner.text_output(executed.cells[-1]).splitlines() == [
+        sys.prefix,
+        str(ROOT / "nn_numpy" / "__init__.py"),
+    ]
 
 
 @pytest.mark.slow
@@ -54,18 +65,35 @@ def test_a_fresh_run_prints_every_saved_text_output_and_draws_the_figures(execut
 
 def test_the_saved_outputs_hold_the_books_results(saved, runner):
     text = "".join(runner.text_output(cell) for cell in saved.cells if cell.cell_type == "code")
-    assert text.count(f"Accuracy: {BOOK_ACCURACY}\n") == 4  # the book's loop and batches, in NumPy and in torch
+    assert (
+        text.count(f"Accuracy: {BOOK_ACCURACY}\n") == 4
+    )  # the book's loop and batches, in NumPy and in torch
     assert text.count("[0.31682708 0.69627909]") == 2
     assert "my leaky ReLU on cpu: not close!\nMismatched elements: 3 / 7" in text
     assert "MNIST labels (10000,): parity OK" in text and "dW1: parity OK" in text
-    assert "torch: every element of every layer within its proven bound of the exact result: True" in text
+    assert (
+        "torch: every element of every layer within its proven bound of the exact result: True"
+        in text
+    )
     assert "TF32 inputs: some a1 elements beyond the float32 bound: True" in text
 
 
 def test_the_code_teaches_pytorch_itself_beside_the_numpy_it_translates(saved):
     source = "\n".join(cell.source for cell in saved.cells if cell.cell_type == "code")
-    for piece in ("torch.sigmoid(", "torch.relu(", "torch.softmax(", "nn.Linear(", "np.dot(", " @ ", "DataLoader(",
-                  "torch.bincount(", "state_dict", "load_state_dict(", ".backward()", "torch.optim.SGD("):
+    for piece in (
+        "torch.sigmoid(",
+        "torch.relu(",
+        "torch.softmax(",
+        "nn.Linear(",
+        "np.dot(",
+        " @ ",
+        "DataLoader(",
+        "torch.bincount(",
+        "state_dict",
+        "load_state_dict(",
+        ".backward()",
+        "torch.optim.SGD(",
+    ):
         assert piece in source, piece
 
 
@@ -84,12 +112,17 @@ def test_text_changes_sees_every_code_cell_and_no_figure(runner):
         printed = nbformat.v4.new_code_cell("print(acc)")
         printed.outputs = [nbformat.v4.new_output("stream", text=f"Accuracy: {accuracy}\n")]
         drawn = nbformat.v4.new_code_cell("plt.show()")
-        drawn.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "<Figure>", "image/png": figure})]
+        drawn.outputs = [
+            nbformat.v4.new_output(
+                "display_data", data={"text/plain": "<Figure>", "image/png": figure}
+            )
+        ]
         return nbformat.v4.new_notebook(cells=[drawn, printed])
 
     assert runner.text_changes(notebook(0.9352, "AAAA"), notebook(0.9352, "BBBB")) == []
     assert runner.text_changes(notebook(0.9352, "AAAA"), notebook(0.9351, "AAAA")) == [
-        (1, "Accuracy: 0.9352\n", "Accuracy: 0.9351\n")]
+        (1, "Accuracy: 0.9352\n", "Accuracy: 0.9351\n")
+    ]
 
 
 def small_notebook(path, *sources, saved_text="2\n"):
@@ -105,15 +138,21 @@ def test_the_command_saves_outputs_and_checks_them(run_command, tmp_path):
     path = small_notebook(tmp_path / "nb.ipynb", "x = 1", "print(x + 1)", saved_text="")
     assert run_command("run-notebook", path, "--check").returncode == 1  # "" saved, "2" printed
     proc = run_command("run-notebook", path)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # not even ipykernel's warning about local TCP
+    assert proc.returncode == 0 and proc.stderr == "", (
+        proc.stderr
+    )  # not even ipykernel's warning about local TCP
     assert nbformat.read(path, as_version=4).cells[1].outputs[0]["text"] == "2\n"
     proc = run_command("run-notebook", path, "--check")
     assert (proc.returncode, proc.stdout) == (0, "2 of 2 code cells print what was saved\n")
 
 
 @pytest.mark.slow
-def test_the_command_names_a_failing_cell_and_leaves_the_notebook_alone(run_command, tmp_path, assert_one_line_error):
+def test_the_command_names_a_failing_cell_and_leaves_the_notebook_alone(
+    run_command, tmp_path, assert_one_line_error
+):
     path = small_notebook(tmp_path / "nb.ipynb", "print(1)", "assert 1 == 2, 'boom'")
     before = path.read_bytes()
-    assert_one_line_error(run_command("run-notebook", path), "cell 1 failed: AssertionError: boom", code=1)
+    assert_one_line_error(
+        run_command("run-notebook", path), "cell 1 failed: AssertionError: boom", code=1
+    )
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]

@@ -6,11 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mirror_server import MirrorServer, refused_url
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_FILES = ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz", "sample_weight.pkl"]
+TEST_FILES = [
+    "mnist/t10k-images-idx3-ubyte.gz",
+    "mnist/t10k-labels-idx1-ubyte.gz",
+    "sample_weight.pkl",
+]
 
 
 @pytest.fixture
@@ -22,7 +25,9 @@ def no_network(monkeypatch):
     return url
 
 
-def test_fetch_data_fills_a_new_folder_with_the_verified_files(tmp_path, data_dir, run_in_process, monkeypatch):
+def test_fetch_data_fills_a_new_folder_with_the_verified_files(
+    tmp_path, data_dir, run_in_process, monkeypatch
+):
     files = {Path(name).name: (data_dir / name).read_bytes() for name in TEST_FILES}
     folder = tmp_path / "new" / "data"
     with MirrorServer(files) as server:
@@ -30,9 +35,12 @@ def test_fetch_data_fills_a_new_folder_with_the_verified_files(tmp_path, data_di
         monkeypatch.setenv("NN_WEIGHTS_URL", server.url("good") + "sample_weight.pkl")
         code, out, err = run_in_process("fetch-data", "--data-dir", folder)
     assert code == 0 and "%" not in err  # a download this fast draws no progress bar
-    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(TEST_FILES)
-    assert [line.split(" (")[0] for line in out.splitlines()] == [str(folder / n) for n in TEST_FILES] + [
-        f"{folder} holds the 3 files"]
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(
+        TEST_FILES
+    )
+    assert [line.split(" (")[0] for line in out.splitlines()] == [
+        str(folder / n) for n in TEST_FILES
+    ] + [f"{folder} holds the 3 files"]
     assert out.count("SHA-256 verified") == 3
 
 
@@ -42,7 +50,8 @@ def test_fetch_data_offline_names_every_file_it_could_not_fetch(tmp_path, no_net
     assert proc.stderr.splitlines()[-1] == (
         "error: could not fetch mnist/t10k-images-idx3-ubyte.gz, mnist/t10k-labels-idx1-ubyte.gz, "
         "mnist/train-images-idx3-ubyte.gz, mnist/train-labels-idx1-ubyte.gz, sample_weight.pkl into "
-        f"{tmp_path}; see the README's 'The data directory' for where to get them by hand")
+        f"{tmp_path}; see the README's 'The data directory' for where to get them by hand"
+    )
 
 
 def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_network, run_command):
@@ -50,41 +59,59 @@ def test_fetch_data_says_why_a_file_that_is_there_is_unusable(tmp_path, no_netwo
     proc = run_command("fetch-data", "--data-dir", tmp_path)
     assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == (
         f"error: {tmp_path / 'sample_weight.pkl'}: cannot read it (a folder, not a regular file): replace it with "
-        "the file by hand"), proc.stderr
+        "the file by hand"
+    ), proc.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [["-m", "dlfs_ch3", "evaluate"], [str(ROOT / "scripts" / "neuralnet_mnist.py")]])
+@pytest.mark.parametrize(
+    "command", [["-m", "dlfs_ch3", "evaluate"], [str(ROOT / "scripts" / "neuralnet_mnist.py")]]
+)
 def test_missing_data_names_every_file_the_command_needs_at_once(command, tmp_path, no_network):
-    proc = subprocess.run([sys.executable, *command, "--data-dir", str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, *command, "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     error = proc.stderr.splitlines()[-1]
-    assert error.startswith(f"error: {tmp_path} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
-                            "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded: run "
-                            f"`dlfs-ch3 fetch-data --data-dir {tmp_path}`"), error
+    assert error.startswith(
+        f"error: {tmp_path} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
+        "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded: run "
+        f"`dlfs-ch3 fetch-data --data-dir {tmp_path}`"
+    ), error
     assert "%" not in proc.stderr  # a mirror that fails draws no progress bar
     assert "train" not in error  # evaluation needs the test set only
     assert list(tmp_path.iterdir()) == []
 
 
 def test_given_weights_are_not_asked_for(tmp_path, no_network, run_command, data_dir):
-    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", tmp_path,
-                      "--weights", data_dir / "sample_weight.pkl")
-    assert proc.stderr.splitlines()[-1].startswith(f"error: {tmp_path} lacks mnist/t10k-images-idx3-ubyte.gz, "
-                                                   "mnist/t10k-labels-idx1-ubyte.gz, which")
+    proc = run_command(
+        "evaluate",
+        "--backend",
+        "numpy",
+        "--data-dir",
+        tmp_path,
+        "--weights",
+        data_dir / "sample_weight.pkl",
+    )
+    assert proc.stderr.splitlines()[-1].startswith(
+        f"error: {tmp_path} lacks mnist/t10k-images-idx3-ubyte.gz, "
+        "mnist/t10k-labels-idx1-ubyte.gz, which"
+    )
 
 
 # --- the test run itself, without its data: a tiny suite under the real root conftest.py ------------------
 
-TINY_SUITE = '''
+TINY_SUITE = """
 def test_needs_the_data(data_dir):
     assert (data_dir / "sample_weight.pkl").is_file()
 
 
 def test_needs_nothing():
     assert True
-'''
+"""
 
 
 def run_pytest(folder, env):
@@ -92,9 +119,14 @@ def run_pytest(folder, env):
     (folder / "conftest.py").write_text((ROOT / "conftest.py").read_text())  # ROOT is on PYTHONPATH
     (folder / "test_tiny.py").write_text(TINY_SUITE)
     clean = {k: v for k, v in __import__("os").environ.items() if not k.startswith("NN_")}
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
-                          capture_output=True, text=True, timeout=120, cwd=folder,
-                          env={**clean, "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+    )
 
 
 @pytest.mark.slow
@@ -110,23 +142,38 @@ def test_nn_data_dir_without_the_files_is_one_line_and_no_run(tmp_path, lacks, d
     proc = run_pytest(tmp_path / "suite", {"NN_DATA_DIR": str(folder)})
     assert proc.returncode != 0 and "passed" not in proc.stdout
     lines = (proc.stdout + proc.stderr).strip().splitlines()
-    why = {"the folder": f"{folder} does not exist", "a file": f"lacks {folder / TEST_FILES[2]}",
-           "every file": f"lacks {', '.join(str(folder / n) for n in TEST_FILES)}"}[lacks]
-    assert len(lines) == 1 and lines[0].startswith(f"ERROR: NN_DATA_DIR={folder}: {why}: fill it with "
-                                                   f"`dlfs-ch3 fetch-data --data-dir {folder}`"), lines
+    why = {
+        "the folder": f"{folder} does not exist",
+        "a file": f"lacks {folder / TEST_FILES[2]}",
+        "every file": f"lacks {', '.join(str(folder / n) for n in TEST_FILES)}",
+    }[lacks]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"ERROR: NN_DATA_DIR={folder}: {why}: fill it with "
+        f"`dlfs-ch3 fetch-data --data-dir {folder}`"
+    ), lines
 
 
 @pytest.mark.slow
 def test_no_data_and_no_network_runs_the_rest_and_says_why_the_others_did_not_run(tmp_path):
     url = refused_url()
     (tmp_path / "suite").mkdir()
-    proc = run_pytest(tmp_path / "suite", {"XDG_CACHE_HOME": str(tmp_path / "cache"), "NN_MNIST_MIRRORS": url,
-                                           "NN_WEIGHTS_URL": url + "w.pkl"})
+    proc = run_pytest(
+        tmp_path / "suite",
+        {
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "NN_MNIST_MIRRORS": url,
+            "NN_WEIGHTS_URL": url + "w.pkl",
+        },
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("1 passed, 1 deselected")
     (why,) = [line for line in proc.stdout.splitlines() if "not run" in line]
-    assert why.startswith("1 tests not run (deselected): they need MNIST's test set and the book's weights, and "
-                          f"{tmp_path / 'cache' / 'dlfs-ch3'} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
-                          "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded.")
-    assert why.endswith("Get them with `dlfs-ch3 fetch-data`, or set NN_DATA_DIR to a folder holding them "
-                        "(README: The data directory)")
+    assert why.startswith(
+        "1 tests not run (deselected): they need MNIST's test set and the book's weights, and "
+        f"{tmp_path / 'cache' / 'dlfs-ch3'} lacks sample_weight.pkl, mnist/t10k-images-idx3-ubyte.gz, "
+        "mnist/t10k-labels-idx1-ubyte.gz, which could not be downloaded."
+    )
+    assert why.endswith(
+        "Get them with `dlfs-ch3 fetch-data`, or set NN_DATA_DIR to a folder holding them "
+        "(README: The data directory)"
+    )

@@ -10,17 +10,26 @@ import torch
 
 from nn_numpy.network import BOOK_ACCURACY, LAYER_OUTPUTS
 
-FIGURES = {"max_abs_error", "max_error_over_bound", "max_error_over_probabilistic_bound", "ulp_median", "ulp_p99",
-           "ulp_max"}
+FIGURES = {
+    "max_abs_error",
+    "max_error_over_bound",
+    "max_error_over_probabilistic_bound",
+    "ulp_median",
+    "ulp_p99",
+    "ulp_max",
+}
 
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory, test_set):
     """``["--images", path, "--labels", path]``: 3 test images, 2224 among them (the smallest top-2 margin)."""
     folder, rows = tmp_path_factory.mktemp("three"), [0, 2224, 9999]
-    (folder / "images.idx").write_bytes(bytes([0, 0, 8, 3]) + np.array([3, 28, 28], ">u4").tobytes()
-                                        + test_set[0][rows].tobytes())
-    (folder / "labels.idx").write_bytes(bytes([0, 0, 8, 1]) + np.array([3], ">u4").tobytes() + test_set[1][rows].tobytes())
+    (folder / "images.idx").write_bytes(
+        bytes([0, 0, 8, 3]) + np.array([3, 28, 28], ">u4").tobytes() + test_set[0][rows].tobytes()
+    )
+    (folder / "labels.idx").write_bytes(
+        bytes([0, 0, 8, 1]) + np.array([3], ">u4").tobytes() + test_set[1][rows].tobytes()
+    )
     return ["--images", folder / "images.idx", "--labels", folder / "labels.idx"], test_set[0][rows]
 
 
@@ -30,7 +39,11 @@ def cached(tmp_path_factory, data_dir):
     (the shared data dir is read-only in CI): computed once for the whole module, not once per run."""
     folder = tmp_path_factory.mktemp("data")
     (folder / "mnist").mkdir()
-    for name in ("sample_weight.pkl", "mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "sample_weight.pkl",
+        "mnist/t10k-images-idx3-ubyte.gz",
+        "mnist/t10k-labels-idx1-ubyte.gz",
+    ):
         (folder / name).symlink_to(data_dir / name)
     return ["--data-dir", folder]
 
@@ -47,33 +60,54 @@ def test_json_is_one_object_with_per_layer_figures(data_dir, run_in_process):
     assert (r["device"], r["dtype"], r["images"]) == ("cpu", "float32", 10000)
     assert r["matmul_precision"] == "highest (TF32 off)" and r["tf32"] is False and "exact" not in r
     assert list(r["layers"]) == list(LAYER_OUTPUTS)
-    assert all(f["mismatched"] == 0 and 0 <= f["max_abs"] <= r["tolerance"]["atol"] for f in r["layers"].values())
+    assert all(
+        f["mismatched"] == 0 and 0 <= f["max_abs"] <= r["tolerance"]["atol"]
+        for f in r["layers"].values()
+    )
     assert r["accuracy"] == {"numpy": BOOK_ACCURACY, "torch": BOOK_ACCURACY}
     assert 0 < r["min_top2_margin"]["numpy"] < 0.01
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_exact_gives_six_figures_per_side_and_layer_every_ratio_within_its_bound(cached, run_in_process, dtype):
+def test_exact_gives_six_figures_per_side_and_layer_every_ratio_within_its_bound(
+    cached, run_in_process, dtype
+):
     code, r = report(run_in_process, "--exact", "--dtype", dtype, *cached)
-    assert code == 0 and r["exact_verdict"] == {"ok": True, "precision": {"numpy": dtype, "torch": dtype}, "beyond": []}
+    assert code == 0 and r["exact_verdict"] == {
+        "ok": True,
+        "precision": {"numpy": dtype, "torch": dtype},
+        "beyond": [],
+    }
     assert list(r["exact"]) == ["numpy", "torch"] and list(r["closer"]) == list(LAYER_OUTPUTS)
     for side in r["exact"].values():
         assert list(side) == list(LAYER_OUTPUTS)
         for f in side.values():
-            assert set(f) == FIGURES and 0 <= f["max_error_over_bound"] <= 1 and f["ulp_median"] <= f["ulp_p99"] <= f["ulp_max"]
+            assert (
+                set(f) == FIGURES
+                and 0 <= f["max_error_over_bound"] <= 1
+                and f["ulp_median"] <= f["ulp_p99"] <= f["ulp_max"]
+            )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt, name", [("tf32", "TF32"), ("bf16", "bfloat16")])
 def test_emulated_reduced_precision_is_caught_and_named(cached, run_in_process, fmt, name):
-    code, out, err = run_in_process("parity-report", "--device", "cpu", "--exact", "--emulate", fmt, *cached)
+    code, out, err = run_in_process(
+        "parity-report", "--device", "cpu", "--exact", "--emulate", fmt, *cached
+    )
     last = out.splitlines()[-1]
-    assert code == 1 and last.startswith("exact: FAILED: torch a1 is ") and "x its float32 bound" in last
+    assert (
+        code == 1
+        and last.startswith("exact: FAILED: torch a1 is ")
+        and "x its float32 bound" in last
+    )
     assert last.endswith(f"its matmuls ran in reduced precision ({name})") and "numpy" not in last
 
 
-def test_the_report_agrees_with_an_exact_computation_made_outside_the_project(small_set, run_in_process):
+def test_the_report_agrees_with_an_exact_computation_made_outside_the_project(
+    small_set, run_in_process
+):
     """Three images: NumPy's float32 errors per layer, against 60-digit decimal arithmetic."""
     from test_exact import decimal_forward
 
@@ -87,16 +121,24 @@ def test_the_report_agrees_with_an_exact_computation_made_outside_the_project(sm
     ours = nn_numpy.forward_layers(weights, nn_numpy.normalize(pixels))
     truth = [decimal_forward(weights, image) for image in pixels]
     for k in LAYER_OUTPUTS:
-        worst = max(abs(Decimal(float(ours[k][i][j])) - truth[i][k][j]) for i in range(3) for j in range(ours[k].shape[1]))
+        worst = max(
+            abs(Decimal(float(ours[k][i][j])) - truth[i][k][j])
+            for i in range(3)
+            for j in range(ours[k].shape[1])
+        )
         assert float(worst) == pytest.approx(r["exact"]["numpy"][k]["max_abs_error"], rel=1e-9), k
 
 
 def test_float64_batched_table(capsys, data_dir, load_command):
-    code = load_command("parity-report").main(["--device", "cpu", "--dtype", "float64", "--batch-size", "3000"])
+    code = load_command("parity-report").main(
+        ["--device", "cpu", "--dtype", "float64", "--batch-size", "3000"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "dtype float64" in out and "parity: OK, all 10000 predictions identical" in out
-    assert [line.split()[0] for line in out.splitlines() if line.split()[0] in LAYER_OUTPUTS] == list(LAYER_OUTPUTS)
+    assert [
+        line.split()[0] for line in out.splitlines() if line.split()[0] in LAYER_OUTPUTS
+    ] == list(LAYER_OUTPUTS)
 
 
 def test_tf32_is_reported_and_the_settings_restored(capsys, data_dir, load_command):
@@ -119,6 +161,7 @@ def test_a_parity_failure_exits_1(monkeypatch, capsys, data_dir, load_command):
     def off_by_a_little(self, x):
         layers = forward_layers(self, x)
         return {**layers, "a3": layers["a3"] + 1e-3}
+
     monkeypatch.setattr(MnistNet, "forward_layers", off_by_a_little)
     code = load_command("parity-report").main(["--device", "cpu", "--json"])
     r = json.loads(capsys.readouterr().out)
@@ -126,22 +169,34 @@ def test_a_parity_failure_exits_1(monkeypatch, capsys, data_dir, load_command):
     assert r["layers"]["a3"]["mismatched"] == 100000 and r["layers"]["y"]["mismatched"] == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--device", "tpu"], "unknown device 'tpu'"),
-    (["--device", "cuda:99"], "cuda:99 is "),
-    (["--dtype", "float16"], "invalid choice: 'float16'"),
-    (["--batch-size", "0"], "expected a positive integer, got 0"),
-    (["--images", "x.gz"], "--images and --labels go together"),
-    (["--emulate", "fp8"], "invalid choice: 'fp8'"),
-    (["--emulate", "tf32", "--dtype", "float64"], "argument --emulate: tf32 rounds float32 matmul inputs"),
-    (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
-])
-def test_bad_input_exits_2_with_one_line(args, message, run_in_process, assert_one_line_error, data_dir):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "cuda:99"], "cuda:99 is "),
+        (["--dtype", "float16"], "invalid choice: 'float16'"),
+        (["--batch-size", "0"], "expected a positive integer, got 0"),
+        (["--images", "x.gz"], "--images and --labels go together"),
+        (["--emulate", "fp8"], "invalid choice: 'fp8'"),
+        (
+            ["--emulate", "tf32", "--dtype", "float64"],
+            "argument --emulate: tf32 rounds float32 matmul inputs",
+        ),
+        (["--weights", "/nonexistent/w.pkl"], "weights file not found: /nonexistent/w.pkl"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    args, message, run_in_process, assert_one_line_error, data_dir
+):
     assert_one_line_error(run_in_process("parity-report", *args), message)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur"
+)
 def test_debug_shows_the_traceback(run_command):
     result = run_command("parity-report", "--device", "cuda", "--debug")
-    assert result.returncode == 2 and "Traceback" in result.stderr and "DeviceError" in result.stderr
+    assert (
+        result.returncode == 2 and "Traceback" in result.stderr and "DeviceError" in result.stderr
+    )

@@ -1,22 +1,37 @@
 """``dlfs-ch3 sgd-steps`` as a user runs it: a row per step, the verdict, exit codes 0, 1 and 2."""
 
 import pytest
-
 import torch  # noqa: F401  (the command compares NumPy with torch; without torch this file is one skip)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, data_dir):
-    code, out, err = run_in_process("sgd-steps", "--steps", "3", "--dtype", dtype, "--device", "cpu")
+    code, out, err = run_in_process(
+        "sgd-steps", "--steps", "3", "--dtype", dtype, "--device", "cpu"
+    )
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[1].split() == ["step", "loss", "numpy", "loss", "torch", "acc", "numpy", "acc", "torch"]
+    assert lines[1].split() == [
+        "step",
+        "loss",
+        "numpy",
+        "loss",
+        "torch",
+        "acc",
+        "numpy",
+        "acc",
+        "torch",
+    ]
     rows = [line.split() for line in lines[2:5]]
     assert [r[0] for r in rows] == ["1", "2", "3"]
     for _, loss, torch_loss, acc, torch_acc in rows:
         assert float(loss) == pytest.approx(float(torch_loss), rel=1e-6)
-        assert acc == torch_acc and 0.93 < float(acc) < 0.94  # one small step from the book's 0.9352
-    assert lines[5].startswith("max |W_numpy - W_torch| = ") and lines[5].endswith("OK, the weights still match")
+        assert (
+            acc == torch_acc and 0.93 < float(acc) < 0.94
+        )  # one small step from the book's 0.9352
+    assert lines[5].startswith("max |W_numpy - W_torch| = ") and lines[5].endswith(
+        "OK, the weights still match"
+    )
 
 
 def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data_dir):
@@ -26,13 +41,16 @@ def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data
     assert out.splitlines()[-1].endswith("FAILED, the frameworks diverged")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
-    (["--steps", "0"], "expected a positive integer, got 0"),
-    (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
-    (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
-    (["--device", "nonsense"], "unknown device 'nonsense'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "-0.1"], "argument --lr: expected a finite positive number, got -0.1"),
+        (["--steps", "0"], "expected a positive integer, got 0"),
+        (["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+        (["--seed", "x"], "argument --seed: expected a non-negative integer, got 'x'"),
+        (["--device", "nonsense"], "unknown device 'nonsense'"),
+    ],
+)
 def test_bad_options_are_one_line_errors(args, message, run_in_process, assert_one_line_error):
     assert_one_line_error(run_in_process("sgd-steps", *args), message)
 

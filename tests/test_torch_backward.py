@@ -11,7 +11,9 @@ from nn_torch.backward import loss_and_gradients, train_step
 @pytest.fixture
 def batch(test_set):
     images, labels = test_set
-    return torch.from_numpy(nn_numpy.normalize(images[:50])), torch.from_numpy(labels[:50].astype("int64"))
+    return torch.from_numpy(nn_numpy.normalize(images[:50])), torch.from_numpy(
+        labels[:50].astype("int64")
+    )
 
 
 def test_gradients_are_the_books_layout_and_do_not_accumulate(weights, batch):
@@ -27,7 +29,9 @@ def test_gradients_are_the_books_layout_and_do_not_accumulate(weights, batch):
     torch.testing.assert_close(grads["W3"], layers["z2"].T @ da3, rtol=1e-12, atol=1e-15)
     first = {k: v.clone() for k, v in grads.items()}
     again = loss_and_gradients(model, x, t)[1]
-    assert all(torch.equal(again[k], first[k]) for k in grads), "a second call added to the first's gradients"
+    assert all(torch.equal(again[k], first[k]) for k in grads), (
+        "a second call added to the first's gradients"
+    )
 
 
 def test_train_step_is_an_sgd_step_and_returns_the_loss_before_it(weights, batch):
@@ -39,4 +43,6 @@ def test_train_step_is_an_sgd_step_and_returns_the_loss_before_it(weights, batch
     assert loss == expected_loss
     after = model.book_layout()
     for k in before:
-        torch.testing.assert_close(after[k], torch.from_numpy(before[k]) - 0.5 * grads[k], rtol=0, atol=0)
+        torch.testing.assert_close(
+            after[k], torch.from_numpy(before[k]) - 0.5 * grads[k], rtol=0, atol=0
+        )

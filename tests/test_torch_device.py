@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import nn_torch.device as dev
-from nn_torch.device import DeviceError
 from nn_torch import full_precision, matmul_precision, resolve_device
+from nn_torch.device import DeviceError
 
 HOLDERS = [h for h in dev._PRECISION_HOLDERS if hasattr(h, "fp32_precision")]
 
@@ -42,18 +42,23 @@ def test_auto_prefers_cuda_then_mps(monkeypatch, two_gpus):
 def test_cuda_index_in_and_out_of_range(two_gpus):
     assert resolve_device("cuda") == torch.device("cuda", 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(DeviceError, match=r"cuda:2 is out of range: 2 CUDA device\(s\), cuda:0 to cuda:1"):
+    with pytest.raises(
+        DeviceError, match=r"cuda:2 is out of range: 2 CUDA device\(s\), cuda:0 to cuda:1"
+    ):
         resolve_device("cuda:2")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("cuda", "cuda is not available"),
-    ("cuda:3", "cuda:3 is not available"),
-    ("mps", "mps is not available"),
-    ("tpu", "unknown device 'tpu': expected auto, cpu, cuda, cuda:N or mps"),
-    ("cuda:x", "unknown device 'cuda:x'"),
-    ("meta", "unsupported device 'meta'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("cuda", "cuda is not available"),
+        ("cuda:3", "cuda:3 is not available"),
+        ("mps", "mps is not available"),
+        ("tpu", "unknown device 'tpu': expected auto, cpu, cuda, cuda:N or mps"),
+        ("cuda:x", "unknown device 'cuda:x'"),
+        ("meta", "unsupported device 'meta'"),
+    ],
+)
 def test_absent_or_unknown_device_is_one_line(no_accelerator, spec, message):
     with pytest.raises(DeviceError, match=message) as err:
         resolve_device(spec)
@@ -69,8 +74,12 @@ def test_mps_float64_is_refused_in_one_line():
 
 def precision_state():
     """Every float32 precision switch torch has, legacy and new, as readable values."""
-    return ([h.fp32_precision for h in HOLDERS], dev._try(torch.get_float32_matmul_precision),
-            dev._try(lambda: torch.backends.cuda.matmul.allow_tf32), dev._try(lambda: torch.backends.cudnn.allow_tf32))
+    return (
+        [h.fp32_precision for h in HOLDERS],
+        dev._try(torch.get_float32_matmul_precision),
+        dev._try(lambda: torch.backends.cuda.matmul.allow_tf32),
+        dev._try(lambda: torch.backends.cudnn.allow_tf32),
+    )
 
 
 USER_SETTINGS = {
@@ -81,7 +90,9 @@ USER_SETTINGS = {
     "cudnn tf32 off": lambda: setattr(torch.backends.cudnn, "allow_tf32", False),
 }
 if HOLDERS:  # torch >= 2.9
-    USER_SETTINGS["new API tf32"] = lambda: setattr(torch.backends.cuda.matmul, "fp32_precision", "tf32")
+    USER_SETTINGS["new API tf32"] = lambda: setattr(
+        torch.backends.cuda.matmul, "fp32_precision", "tf32"
+    )
     USER_SETTINGS["new API all tf32"] = lambda: setattr(torch.backends, "fp32_precision", "tf32")
 
 
@@ -109,7 +120,9 @@ def test_full_precision_restores_after_an_error():
         assert matmul_precision() == "high (TF32 on)"
 
 
-@pytest.mark.skipif(not HOLDERS, reason="torch < 2.9 has no per-backend fp32_precision API to mix with")
+@pytest.mark.skipif(
+    not HOLDERS, reason="torch < 2.9 has no per-backend fp32_precision API to mix with"
+)
 def test_matmul_precision_says_when_settings_are_mixed():
     with full_precision():
         torch.backends.cuda.matmul.fp32_precision = "tf32"

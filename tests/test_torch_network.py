@@ -47,7 +47,9 @@ def test_book_layout_is_views_of_the_parameters_and_their_gradients(weights):
     assert model.fc2.weight[7, 3] == 42
     model.logits(torch.rand(4, 784)).sum().backward()
     grads = model.book_layout(grad=True)
-    assert torch.equal(grads["W1"], model.fc1.weight.grad.T) and torch.equal(grads["b3"], model.fc3.bias.grad)
+    assert torch.equal(grads["W1"], model.fc1.weight.grad.T) and torch.equal(
+        grads["b3"], model.fc3.bias.grad
+    )
 
 
 def test_help_leads_with_the_class_docstring_not_torchs():
@@ -67,7 +69,9 @@ def test_linear_weight_is_W_transposed_out_in(weights):
 
 def test_fortran_ordered_weights_load_the_same(weights):
     fortran = {k: np.asfortranarray(v) for k, v in weights.items()}
-    assert torch.equal(MnistNet.from_numpy(fortran).fc1.weight, MnistNet.from_numpy(weights).fc1.weight)
+    assert torch.equal(
+        MnistNet.from_numpy(fortran).fc1.weight, MnistNet.from_numpy(weights).fc1.weight
+    )
 
 
 def test_from_file_uses_the_same_loader(weights):
@@ -82,7 +86,14 @@ def test_state_dict_saves_and_loads_like_any_model(weights, tmp_path):
     loaded.load_state_dict(torch.load(tmp_path / "mnist.pt", weights_only=True))
     x = torch.rand(4, 784)
     assert torch.equal(loaded(x), model(x))
-    assert list(model.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias"]
+    assert list(model.state_dict()) == [
+        "fc1.weight",
+        "fc1.bias",
+        "fc2.weight",
+        "fc2.bias",
+        "fc3.weight",
+        "fc3.bias",
+    ]
 
 
 def test_bad_weights_are_the_numpy_sides_error(weights):
@@ -104,14 +115,20 @@ def test_single_sample_and_batch_agree_and_rows_sum_to_one(weights):
     torch.testing.assert_close(torch.softmax(model.logits(x), -1), y)
 
 
-@pytest.mark.parametrize("x, message", [
-    (torch.zeros(2, 784, dtype=torch.uint8), r"got uint8 \(uint8 pixels: divide by 255 with nn_torch.normalize first"),
-    (torch.zeros(2, 784, dtype=torch.int64), "expected float32 or float64 input, got int64"),
-    (torch.zeros(2, 785), r"expected input of shape \(784,\) or \(N, 784\), got \(2, 785\)"),
-    (torch.zeros(2, 28, 28), r"got \(2, 28, 28\)"),
-    (torch.zeros(2, 784, dtype=torch.float64), "input is float64 but the weights are float32"),
-    (np.zeros((2, 784), np.float32), "expected a torch.Tensor, got ndarray"),
-])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (
+            torch.zeros(2, 784, dtype=torch.uint8),
+            r"got uint8 \(uint8 pixels: divide by 255 with nn_torch.normalize first",
+        ),
+        (torch.zeros(2, 784, dtype=torch.int64), "expected float32 or float64 input, got int64"),
+        (torch.zeros(2, 785), r"expected input of shape \(784,\) or \(N, 784\), got \(2, 785\)"),
+        (torch.zeros(2, 28, 28), r"got \(2, 28, 28\)"),
+        (torch.zeros(2, 784, dtype=torch.float64), "input is float64 but the weights are float32"),
+        (np.zeros((2, 784), np.float32), "expected a torch.Tensor, got ndarray"),
+    ],
+)
 def test_bad_input_is_one_clear_line(weights, x, message):
     with pytest.raises(InputShapeError, match=message) as err:
         MnistNet.from_numpy(weights)(x)
@@ -121,4 +138,6 @@ def test_bad_input_is_one_clear_line(weights, x, message):
 def test_toy_network_gives_the_chapters_numbers():
     y = nn_torch.forward(nn_torch.init_network(), [1.0, 0.5])
     assert y.dtype == torch.float64 and y.shape == (2,)
-    np.testing.assert_allclose(y.numpy(), [0.31682708, 0.69627909], rtol=0, atol=5e-9)  # the chapter's printout
+    np.testing.assert_allclose(
+        y.numpy(), [0.31682708, 0.69627909], rtol=0, atol=5e-9
+    )  # the chapter's printout

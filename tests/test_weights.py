@@ -17,9 +17,15 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from nn_numpy.data.weights import (
+    load_npz,
+    load_weights,
+    safe_load_pickle,
+    save_npz,
+    validate_weights,
+)
 from nn_numpy.errors import DataNotFoundError, NNError, UnsafePickleError, WeightsError
 from nn_numpy.network import LAYER_NAMES, MNIST_SHAPES
-from nn_numpy.data.weights import load_npz, load_weights, safe_load_pickle, save_npz, validate_weights
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)  # 0..5
 F32 = np.finfo(np.float32)
@@ -35,7 +41,9 @@ def make_weights(dtype=np.float32, fortran=False):
     rng = np.random.default_rng(0)
     weights = {key: rng.standard_normal(MNIST_SHAPES[key]).astype(dtype) for key in LAYER_NAMES}
     weights["W1"].flat[:8] = [-1, 0, 1, -0.0, F32.max, F32.min, F32.tiny, F32.smallest_subnormal]
-    return {key: np.asfortranarray(w) if fortran and w.ndim == 2 else w for key, w in weights.items()}
+    return {
+        key: np.asfortranarray(w) if fortran and w.ndim == 2 else w for key, w in weights.items()
+    }
 
 
 def assert_same_weights(got, want):
@@ -66,7 +74,11 @@ def numpy1_spelling(data):
         if isinstance(arg, str) and arg.startswith("numpy._core"):
             new = arg.replace("numpy._core", "numpy.core", 1).encode()
             assert op.name in ("GLOBAL", "SHORT_BINUNICODE"), op.name
-            out += b"c" + new.replace(b" ", b"\n") + b"\n" if op.name == "GLOBAL" else b"\x8c" + bytes([len(new)]) + new
+            out += (
+                b"c" + new.replace(b" ", b"\n") + b"\n"
+                if op.name == "GLOBAL"
+                else b"\x8c" + bytes([len(new)]) + new
+            )
         else:
             out += data[pos:end]
     return bytes(out)
@@ -74,12 +86,19 @@ def numpy1_spelling(data):
 
 # --- the book's file and legitimate variants ---------------------------------------------------------
 
+
 def test_real_file_loads_bitwise_equal_to_pickle(real_path):
     got = load_weights(real_path)
     with open(real_path, "rb") as file, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # NumPy 2 warns on the file's "numpy.core"
-        trusted = pickle.load(file)  # the real, hash-checked file only: the reference the loader must match
-    assert trusted["W1"].flags.f_contiguous and not trusted["W1"].flags.c_contiguous  # layout really converted
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # NumPy 2 warns on the file's "numpy.core"
+        trusted = pickle.load(
+            file
+        )  # the real, hash-checked file only: the reference the loader must match
+    assert (
+        trusted["W1"].flags.f_contiguous and not trusted["W1"].flags.c_contiguous
+    )  # layout really converted
     assert_same_weights(got, trusted)
 
 
@@ -104,8 +123,13 @@ def test_legit_pickles_load(tmp_path, protocol, fortran, spelling):
 def test_float64_is_converted_and_said(tmp_path):
     weights = make_weights(np.float64)
     path = write(tmp_path, pickle.dumps(weights, protocol=3))
-    with pytest.warns(UserWarning, match=re.escape(f"{path}: converted W1 float64, b1 float64, W2 float64, "
-                                                   "b2 float64, W3 float64, b3 float64 to float32")):
+    with pytest.warns(
+        UserWarning,
+        match=re.escape(
+            f"{path}: converted W1 float64, b1 float64, W2 float64, "
+            "b2 float64, W3 float64, b3 float64 to float32"
+        ),
+    ):
         got = load_weights(path)
     assert_same_weights(got, {key: w.astype(np.float32) for key, w in weights.items()})
 
@@ -114,17 +138,22 @@ def test_big_endian_float32_loads_without_a_note(tmp_path):
     weights = {key: w.astype(">f4") for key, w in make_weights().items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert_same_weights(load_weights(write(tmp_path, pickle.dumps(weights, protocol=2))), weights)
+        assert_same_weights(
+            load_weights(write(tmp_path, pickle.dumps(weights, protocol=2))), weights
+        )
 
 
 # --- .npz ----------------------------------------------------------------------------------------------
+
 
 def test_npz_round_trip_is_bitwise(tmp_path):
     weights = make_weights(fortran=True)
     path = tmp_path / "w.npz"
     save_npz(weights, path)
     assert_same_weights(load_npz(path), weights)
-    renamed = path.rename(tmp_path / "w.pkl")  # decided by content: a zip never reaches the unpickler
+    renamed = path.rename(
+        tmp_path / "w.pkl"
+    )  # decided by content: a zip never reaches the unpickler
     assert_same_weights(load_weights(renamed), weights)
 
 
@@ -149,7 +178,9 @@ def test_save_npz_interrupted_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)
-    with pytest.raises(NNError, match=re.escape(f"cannot save weights to {path}: No space left on device")):
+    with pytest.raises(
+        NNError, match=re.escape(f"cannot save weights to {path}: No space left on device")
+    ):
         save_npz(make_weights(), path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["w.npz"]
 
@@ -171,7 +202,10 @@ def test_npz_with_object_array_refused_without_running_it(tmp_path):
     np.load(tmp_path / "control.npz", allow_pickle=True)["W1"]  # control: the payload is live
     assert control.exists()
     for load in load_npz, load_weights:
-        with pytest.raises(WeightsError, match="guarded.npz: W1: dtype object refused: only plain numeric arrays load"):
+        with pytest.raises(
+            WeightsError,
+            match="guarded.npz: W1: dtype object refused: only plain numeric arrays load",
+        ):
             load(tmp_path / "guarded.npz")
     assert not guarded.exists()
 
@@ -187,6 +221,7 @@ def test_damaged_npz_is_a_weights_error(tmp_path):
 
 
 # --- missing, unreadable, truncated and garbage files --------------------------------------------------
+
 
 def test_missing_file_is_data_not_found(tmp_path):
     with pytest.raises(DataNotFoundError, match=re.escape(str(tmp_path / "nope.pkl"))):
@@ -206,14 +241,18 @@ def test_truncated_real_file_names_the_file(tmp_path, real_path, cut):
         load_weights(path)
 
 
-@pytest.mark.parametrize("data", [
-    b"hello, world\n",
-    b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
-    b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
-    b"PK\x03\x04 not really a zip",
-    b"\x80\x05\x95",
-    bytes(range(256)),
-], ids=["text", "html", "npy", "zip-magic", "pickle-header", "all-bytes"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, world\n",
+        b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
+        b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+        b"PK\x03\x04 not really a zip",
+        b"\x80\x05\x95",
+        bytes(range(256)),
+    ],
+    ids=["text", "html", "npy", "zip-magic", "pickle-header", "all-bytes"],
+)
 def test_garbage_names_the_file(tmp_path, data):
     path = write(tmp_path, data)
     with pytest.raises(WeightsError, match=re.escape(str(path))):
@@ -222,9 +261,11 @@ def test_garbage_names_the_file(tmp_path, data):
 
 # --- validation messages: key, expected, found, file ---------------------------------------------------
 
+
 def _set(key, value):
     def mutate(weights):
         weights[key] = value(weights[key]) if callable(value) else value
+
     return mutate
 
 
@@ -232,42 +273,80 @@ def _nan_at(key, index, value):
     def mutate(weights):
         weights[key] = weights[key].astype(np.float64)
         weights[key][index] = value
+
     return mutate
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda w: w.pop("b3"), "expected keys W1, b1, W2, b2, W3, b3; missing: b3; unexpected: none"),
-    (lambda w: w.update(W4=w["W3"]), "missing: none; unexpected: 'W4'"),
-    (_set("W1", lambda a: a.T), "W1: expected shape (784, 50), found (50, 784)"),
-    (_set("b1", lambda a: a[None]), "b1: expected shape (50,), found (1, 50)"),
-    (_set("b2", lambda a: a.astype(np.int64)), "b2: expected a float dtype, found int64"),
-    (_set("W3", lambda a: a.astype(np.complex64)), "W3: expected a float dtype, found complex64"),
-    (_nan_at("W2", (3, 7), np.nan), "W2: expected finite float32 values, found 1 non-finite (first nan at index (3, 7))"),
-    (_nan_at("b3", (9,), -np.inf), "b3: expected finite float32 values, found 1 non-finite (first -inf at index (9,))"),
-    (_nan_at("W3", (0, 1), 1e300), "W3: expected finite float32 values, found 1 non-finite (first 1e+300 at index (0, 1))"),
-    (_set("W1", {"inner": np.zeros(3, np.float32)}), "W1: expected a NumPy array, found dict"),
-    (_set("b1", [0.0] * 50), "b1: expected a NumPy array, found list"),
-], ids=["missing", "extra", "transposed", "rank", "int", "complex", "nan", "inf", "overflow", "nested-dict", "list"])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda w: w.pop("b3"),
+            "expected keys W1, b1, W2, b2, W3, b3; missing: b3; unexpected: none",
+        ),
+        (lambda w: w.update(W4=w["W3"]), "missing: none; unexpected: 'W4'"),
+        (_set("W1", lambda a: a.T), "W1: expected shape (784, 50), found (50, 784)"),
+        (_set("b1", lambda a: a[None]), "b1: expected shape (50,), found (1, 50)"),
+        (_set("b2", lambda a: a.astype(np.int64)), "b2: expected a float dtype, found int64"),
+        (
+            _set("W3", lambda a: a.astype(np.complex64)),
+            "W3: expected a float dtype, found complex64",
+        ),
+        (
+            _nan_at("W2", (3, 7), np.nan),
+            "W2: expected finite float32 values, found 1 non-finite (first nan at index (3, 7))",
+        ),
+        (
+            _nan_at("b3", (9,), -np.inf),
+            "b3: expected finite float32 values, found 1 non-finite (first -inf at index (9,))",
+        ),
+        (
+            _nan_at("W3", (0, 1), 1e300),
+            "W3: expected finite float32 values, found 1 non-finite (first 1e+300 at index (0, 1))",
+        ),
+        (_set("W1", {"inner": np.zeros(3, np.float32)}), "W1: expected a NumPy array, found dict"),
+        (_set("b1", [0.0] * 50), "b1: expected a NumPy array, found list"),
+    ],
+    ids=[
+        "missing",
+        "extra",
+        "transposed",
+        "rank",
+        "int",
+        "complex",
+        "nan",
+        "inf",
+        "overflow",
+        "nested-dict",
+        "list",
+    ],
+)
 def test_validation_names_key_expected_found_and_file(tmp_path, mutate, expected):
     weights = make_weights()
     mutate(weights)
     with pytest.raises(WeightsError, match=re.escape(expected)):
         validate_weights(weights)
     path = write(tmp_path, pickle.dumps(weights, protocol=4))
-    with pytest.raises(WeightsError, match=re.escape(f"{path}: ") + ".*" + re.escape(expected)), \
-            warnings.catch_warnings():
+    with (
+        pytest.raises(WeightsError, match=re.escape(f"{path}: ") + ".*" + re.escape(expected)),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", UserWarning)  # the float64 note, before the real error
         load_weights(path)
 
 
-@pytest.mark.parametrize("obj, found", [
-    ([np.zeros(3)], "expected a dict of arrays, found list"),
-    (np.zeros(3, np.float32), "expected a dict of arrays, found _Array"),
-    ({1: np.zeros(3)}, "expected str keys, found 1"),
-    ({"W1": [np.zeros(3)]}, "W1: expected a NumPy array, found list"),
-    ({"W1": {"W1": np.zeros(3)}}, "W1: expected a NumPy array, found dict"),
-    ({"W1": 1.5}, "W1: expected a NumPy array, found float"),
-], ids=["list", "bare-array", "int-key", "list-value", "nested-dict", "float-value"])
+@pytest.mark.parametrize(
+    "obj, found",
+    [
+        ([np.zeros(3)], "expected a dict of arrays, found list"),
+        (np.zeros(3, np.float32), "expected a dict of arrays, found _Array"),
+        ({1: np.zeros(3)}, "expected str keys, found 1"),
+        ({"W1": [np.zeros(3)]}, "W1: expected a NumPy array, found list"),
+        ({"W1": {"W1": np.zeros(3)}}, "W1: expected a NumPy array, found dict"),
+        ({"W1": 1.5}, "W1: expected a NumPy array, found float"),
+    ],
+    ids=["list", "bare-array", "int-key", "list-value", "nested-dict", "float-value"],
+)
 def test_pickle_must_be_a_flat_dict_of_arrays(obj, found):
     for protocol in PROTOCOLS:
         with pytest.raises(WeightsError, match=re.escape(f"pickle: {found}")):
@@ -284,13 +363,16 @@ def test_deep_nesting_is_a_weights_error():
 
 # --- hostile pickles -----------------------------------------------------------------------------------
 
+
 class Call:
     """Pickles as ``fn(*args)``, then BUILD with ``state`` if given: what a hostile pickle runs on load."""
 
     def __init__(self, fn, *args, state=None):
         self.fn, self.args, self.state = fn, args, state
 
-    def __call__(self, *args):  # pickle checks that a reduce function is callable; a nested Call is one
+    def __call__(
+        self, *args
+    ):  # pickle checks that a reduce function is callable; a nested Call is one
         raise AssertionError("never called: only pickled")
 
     def __reduce__(self):
@@ -312,10 +394,18 @@ def hostile(marker):
         "builtins.getattr": (Call(makedirs, m), "'builtins.getattr' refused"),
         "builtins.__import__": ((import_os, Call(makedirs, m)), "'builtins.__import__' refused"),
         "numpy.savetxt": (Call(np.savetxt, m, [1.0]), "'numpy.savetxt' refused"),
-        "numpy.testing.runstring": (Call(np.testing.runstring, touch, {}),
-                                    "'numpy.testing._private.utils.runstring' refused"),
-        "object-dtype": ({"W1": np.array([Call(os.makedirs, m)], dtype=object)}, "dtype 'O8' refused"),
-        "struct-object-field": ({"W1": np.array([(Call(os.makedirs, m),)], dtype=[("f", "O")])}, "dtype 'V8' refused"),
+        "numpy.testing.runstring": (
+            Call(np.testing.runstring, touch, {}),
+            "'numpy.testing._private.utils.runstring' refused",
+        ),
+        "object-dtype": (
+            {"W1": np.array([Call(os.makedirs, m)], dtype=object)},
+            "dtype 'O8' refused",
+        ),
+        "struct-object-field": (
+            {"W1": np.array([(Call(os.makedirs, m),)], dtype=[("f", "O")])},
+            "dtype 'V8' refused",
+        ),
         "nested-container": ({"W1": {"inner": [Call(os.makedirs, m)]}}, "'os.makedirs' refused"),
     }
 
@@ -324,12 +414,19 @@ def hostile(marker):
 @pytest.mark.parametrize("case", hostile("marker"))
 def test_hostile_pickle_refused_before_it_runs(tmp_path, case, protocol):
     control, guarded = tmp_path / "control", tmp_path / "guarded"
-    dumps = {marker: pickle.dumps(hostile(marker)[case][0], protocol=protocol, fix_imports=False)
-             for marker in (control, guarded)}
-    pickle.loads(dumps[control])  # control: the payload is live, so the guarded marker's absence means something
+    dumps = {
+        marker: pickle.dumps(hostile(marker)[case][0], protocol=protocol, fix_imports=False)
+        for marker in (control, guarded)
+    }
+    pickle.loads(
+        dumps[control]
+    )  # control: the payload is live, so the guarded marker's absence means something
     assert control.exists()
     path = write(tmp_path, dumps[guarded])
-    with pytest.raises(UnsafePickleError, match=re.escape(f"{path}: ") + ".*" + re.escape(hostile(guarded)[case][1])):
+    with pytest.raises(
+        UnsafePickleError,
+        match=re.escape(f"{path}: ") + ".*" + re.escape(hostile(guarded)[case][1]),
+    ):
         load_weights(path)
     assert not guarded.exists()
 
@@ -338,30 +435,87 @@ _reconstruct = np.zeros(1).__reduce__()[0]  # numpy.core or numpy._core, whichev
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.parametrize("obj, refusal", [
-    (Call(_reconstruct, np.dtype, (0,), b"b"), "first argument must be numpy.ndarray, found numpy.dtype"),
-    (Call(_reconstruct, np.matrix, (0,), b"b"), "'numpy.matrix' refused"),
-    (Call(_reconstruct, np.memmap, (0,), b"b"), "'numpy.memmap' refused"),
-    (Call(np.ndarray, (10**12,)), "calling numpy.ndarray refused"),
-    (Call(np.dtype, "O"), "dtype 'O' refused"),
-    (Call(np.dtype, "f4,f4"), "dtype 'f4,f4' refused"),
-    (Call(np.dtype, [("f", "f4")]), "dtype [('f', 'f4')] refused"),
-    (Call(np.dtype, "f4", state=(3, "<", (np.dtype("f4"), (2,)), None, None, -1, -1, 0)), "dtype state"),
-    (Call(np.dtype, "f4", state=(3, "<", None, ("a",), {"a": (np.dtype("f4"), 0)}, 4, 1, 0)), "dtype state"),
-    (Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), False, [1.0, 2.0])),
-     "array data must be bytes, found list"),
-    (Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), "f4", False, bytes(8))),
-     "array dtype must come from numpy.dtype, found str"),
-    (Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), 1, bytes(8))),
-     "array order flag must be a bool, found int"),
-    (Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2, -1), np.dtype("f4"), False, bytes(4))), "array shape"),
-    (Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (10**12,), np.dtype("f4"), False, bytes(4))),
-     "needs 4000000000000 bytes, found 4"),
-    (Call(__import__("codecs").encode, "x", "rot13"), "only (str, 'latin1')"),
-], ids=["reconstruct-dtype", "reconstruct-matrix", "reconstruct-memmap", "call-ndarray", "dtype-object",
-        "dtype-struct-string", "dtype-struct-list", "dtype-state-subarray", "dtype-state-fields",
-        "array-object-data", "array-str-dtype", "array-int-flag", "array-negative-shape", "array-huge-shape",
-        "codecs-rot13"])
+@pytest.mark.parametrize(
+    "obj, refusal",
+    [
+        (
+            Call(_reconstruct, np.dtype, (0,), b"b"),
+            "first argument must be numpy.ndarray, found numpy.dtype",
+        ),
+        (Call(_reconstruct, np.matrix, (0,), b"b"), "'numpy.matrix' refused"),
+        (Call(_reconstruct, np.memmap, (0,), b"b"), "'numpy.memmap' refused"),
+        (Call(np.ndarray, (10**12,)), "calling numpy.ndarray refused"),
+        (Call(np.dtype, "O"), "dtype 'O' refused"),
+        (Call(np.dtype, "f4,f4"), "dtype 'f4,f4' refused"),
+        (Call(np.dtype, [("f", "f4")]), "dtype [('f', 'f4')] refused"),
+        (
+            Call(np.dtype, "f4", state=(3, "<", (np.dtype("f4"), (2,)), None, None, -1, -1, 0)),
+            "dtype state",
+        ),
+        (
+            Call(np.dtype, "f4", state=(3, "<", None, ("a",), {"a": (np.dtype("f4"), 0)}, 4, 1, 0)),
+            "dtype state",
+        ),
+        (
+            Call(
+                _reconstruct,
+                np.ndarray,
+                (0,),
+                b"b",
+                state=(1, (2,), np.dtype("f4"), False, [1.0, 2.0]),
+            ),
+            "array data must be bytes, found list",
+        ),
+        (
+            Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), "f4", False, bytes(8))),
+            "array dtype must come from numpy.dtype, found str",
+        ),
+        (
+            Call(
+                _reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), 1, bytes(8))
+            ),
+            "array order flag must be a bool, found int",
+        ),
+        (
+            Call(
+                _reconstruct,
+                np.ndarray,
+                (0,),
+                b"b",
+                state=(1, (2, -1), np.dtype("f4"), False, bytes(4)),
+            ),
+            "array shape",
+        ),
+        (
+            Call(
+                _reconstruct,
+                np.ndarray,
+                (0,),
+                b"b",
+                state=(1, (10**12,), np.dtype("f4"), False, bytes(4)),
+            ),
+            "needs 4000000000000 bytes, found 4",
+        ),
+        (Call(__import__("codecs").encode, "x", "rot13"), "only (str, 'latin1')"),
+    ],
+    ids=[
+        "reconstruct-dtype",
+        "reconstruct-matrix",
+        "reconstruct-memmap",
+        "call-ndarray",
+        "dtype-object",
+        "dtype-struct-string",
+        "dtype-struct-list",
+        "dtype-state-subarray",
+        "dtype-state-fields",
+        "array-object-data",
+        "array-str-dtype",
+        "array-int-flag",
+        "array-negative-shape",
+        "array-huge-shape",
+        "codecs-rot13",
+    ],
+)
 def test_allowed_globals_cannot_be_abused(obj, refusal, protocol):
     with pytest.raises(WeightsError, match=re.escape(refusal)):
         safe_load_pickle(pickle.dumps({"W1": obj}, protocol=protocol))
@@ -370,18 +524,31 @@ def test_allowed_globals_cannot_be_abused(obj, refusal, protocol):
 def global_pickle(module, name, protocol):
     """A pickle that only names ``module.name``: GLOBAL for protocols 0-3, STACK_GLOBAL for 4-5."""
     if protocol < 4:
-        return (b"\x80" + bytes([protocol]) if protocol >= 2 else b"") + f"c{module}\n{name}\n.".encode()
+        return (
+            b"\x80" + bytes([protocol]) if protocol >= 2 else b""
+        ) + f"c{module}\n{name}\n.".encode()
     text = b"".join(b"\x8c" + bytes([len(s)]) + s.encode() for s in (module, name))
     return b"\x80" + bytes([protocol]) + text + b"\x93."
 
 
 @pytest.mark.parametrize("protocol", [0, 4])
-@pytest.mark.parametrize("module, name", [
-    ("numpy", "load"), ("numpy", "frombuffer"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.ma.core", "_mareconstruct"), ("copyreg", "_reconstructor"),
-    ("__builtin__", "eval"), ("_codecs", "decode"), ("numpy", "core.multiarray._reconstruct"),
-    ("numpy.core.multiarray", "_reconstruct.__globals__"), ("nn_numpy.data.weights", "_reconstruct"), ("this", "s"),
-])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("numpy", "load"),
+        ("numpy", "frombuffer"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.ma.core", "_mareconstruct"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "eval"),
+        ("_codecs", "decode"),
+        ("numpy", "core.multiarray._reconstruct"),
+        ("numpy.core.multiarray", "_reconstruct.__globals__"),
+        ("nn_numpy.data.weights", "_reconstruct"),
+        ("this", "s"),
+    ],
+)
 def test_unlisted_globals_refused_without_import(module, name, protocol):
     assert "this" not in sys.modules
     with pytest.raises(UnsafePickleError, match=re.escape(f"'{module}.{name}' refused")):
@@ -394,11 +561,16 @@ def test_build_on_an_allowed_global_refused():
         safe_load_pickle(b"cnumpy\ndtype\n}b.")
 
 
-@pytest.mark.parametrize("data", [b"\x80\x02Nr\x00\x00\x00\x20.", b"Np536870912\n.", b"\x80\x05\x96" + b"\xff" * 8 + b"."],
-                         ids=["LONG_BINPUT", "PUT", "BYTEARRAY8"])
+@pytest.mark.parametrize(
+    "data",
+    [b"\x80\x02Nr\x00\x00\x00\x20.", b"Np536870912\n.", b"\x80\x05\x96" + b"\xff" * 8 + b"."],
+    ids=["LONG_BINPUT", "PUT", "BYTEARRAY8"],
+)
 def test_forged_sizes_refused_before_allocating(data):
     # Plain pickle.loads would allocate 8 GB for either memo index, or try terabytes for the bytearray.
-    with pytest.raises(WeightsError, match="memo index 536870912 at opcode \\d refused|not a pickle"):
+    with pytest.raises(
+        WeightsError, match="memo index 536870912 at opcode \\d refused|not a pickle"
+    ):
         safe_load_pickle(data)
 
 
@@ -406,8 +578,13 @@ def test_a_bad_string_escape_is_refused_without_a_warning():
     # Found by the fuzzing campaign (docs/robustness.md): pickletools and CPython only warn on it.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(WeightsError, match=re.escape("pickle: not a pickle of NumPy arrays (DeprecationWarning: "
-                                                         "invalid escape sequence '\\E')")):
+        with pytest.raises(
+            WeightsError,
+            match=re.escape(
+                "pickle: not a pickle of NumPy arrays (DeprecationWarning: "
+                "invalid escape sequence '\\E')"
+            ),
+        ):
             safe_load_pickle(b"S'\\E'\n.")
     assert caught == []
 
@@ -426,6 +603,7 @@ def test_persistent_ids_refused(protocol):
 
 # --- the unpickler on arbitrary bytes ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def fuzz_marker(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz") / "marker"
@@ -437,7 +615,10 @@ def fuzz_seeds(fuzz_marker):
     legit = {"W1": np.arange(6, dtype=np.float32).reshape(2, 3).T, "b1": np.array([-1.0, 0.0, 1.0])}
     seeds = []
     for protocol in PROTOCOLS:
-        seeds += [pickle.dumps(legit, protocol=protocol), numpy1_spelling(pickle.dumps(legit, protocol=protocol))]
+        seeds += [
+            pickle.dumps(legit, protocol=protocol),
+            numpy1_spelling(pickle.dumps(legit, protocol=protocol)),
+        ]
         seeds += [pickle.dumps(obj, protocol=protocol) for obj, _ in hostile(fuzz_marker).values()]
     return seeds
 
@@ -448,15 +629,48 @@ def mutate(seed, position, chunk, how):
         return seed[:position]
     if how == "insert":
         return seed[:position] + chunk + seed[position:]
-    return seed[:position] + chunk + seed[position + len(chunk):]
+    return seed[:position] + chunk + seed[position + len(chunk) :]
 
 
 # Opcodes that reach the allowed globals' argument checks, mixed with ones that name forbidden globals.
-FRAGMENTS = [b"\x80\x02", b"\x80\x05", b"(", b"t", b"\x85", b"\x86", b"\x87", b"R", b"b", b"}", b"]", b"a", b"s",
-             b"N", b"\x88", b"\x89", b"K\x00", b"K\x03", b"J\xff\xff\xff\xff", b"Vf4\n", b"VO8\n", b"V<\n",
-             b"Vlatin1\n", b"C\x01b", b"C\x08" + bytes(8), b"q\x00", b"h\x00", b"0", b"2",
-             b"cnumpy\ndtype\n", b"cnumpy\nndarray\n", b"cnumpy.core.multiarray\n_reconstruct\n",
-             b"cnumpy._core.numeric\n_frombuffer\n", b"c_codecs\nencode\n", b"cos\nsystem\n", b"cbuiltins\neval\n"]
+FRAGMENTS = [
+    b"\x80\x02",
+    b"\x80\x05",
+    b"(",
+    b"t",
+    b"\x85",
+    b"\x86",
+    b"\x87",
+    b"R",
+    b"b",
+    b"}",
+    b"]",
+    b"a",
+    b"s",
+    b"N",
+    b"\x88",
+    b"\x89",
+    b"K\x00",
+    b"K\x03",
+    b"J\xff\xff\xff\xff",
+    b"Vf4\n",
+    b"VO8\n",
+    b"V<\n",
+    b"Vlatin1\n",
+    b"C\x01b",
+    b"C\x08" + bytes(8),
+    b"q\x00",
+    b"h\x00",
+    b"0",
+    b"2",
+    b"cnumpy\ndtype\n",
+    b"cnumpy\nndarray\n",
+    b"cnumpy.core.multiarray\n_reconstruct\n",
+    b"cnumpy._core.numeric\n_frombuffer\n",
+    b"c_codecs\nencode\n",
+    b"cos\nsystem\n",
+    b"cbuiltins\neval\n",
+]
 
 
 def check_only_documented_errors(data, marker):
@@ -466,7 +680,10 @@ def check_only_documented_errors(data, marker):
         event(type(err).__name__)
     else:
         event("returned arrays")
-        assert all(isinstance(k, str) and isinstance(a, np.ndarray) and not a.dtype.hasobject for k, a in arrays.items())
+        assert all(
+            isinstance(k, str) and isinstance(a, np.ndarray) and not a.dtype.hasobject
+            for k, a in arrays.items()
+        )
         with pytest.raises(WeightsError):
             validate_weights(arrays)
     assert not marker.exists()
@@ -481,8 +698,15 @@ def test_arbitrary_bytes_give_only_documented_errors(fuzz_marker, data):
 def test_mutated_pickles_give_only_documented_errors(fuzz_marker, fuzz_seeds, data):
     seed = data.draw(st.sampled_from(fuzz_seeds))
     how = data.draw(st.sampled_from(["replace", "insert", "truncate"]))
-    check_only_documented_errors(mutate(seed, data.draw(st.integers(0, 10**6)), data.draw(st.binary(min_size=1, max_size=8)), how),
-                                 fuzz_marker)
+    check_only_documented_errors(
+        mutate(
+            seed,
+            data.draw(st.integers(0, 10**6)),
+            data.draw(st.binary(min_size=1, max_size=8)),
+            how,
+        ),
+        fuzz_marker,
+    )
 
 
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(b"".join))
@@ -508,23 +732,32 @@ _NPZ_FUZZ = Path(tempfile.mkdtemp(prefix="npz-fuzz-")) / "w.npz"
 def test_mutated_npz_gives_weights_or_a_weights_error(npz_seeds, data):
     """Bytes replaced, inserted or cut anywhere, most often in the zip and .npy headers at either end."""
     seed = data.draw(st.sampled_from(npz_seeds))
-    position = data.draw(st.one_of(st.integers(0, 400), st.integers(len(seed) - 400, len(seed)),
-                                   st.integers(0, len(seed))))
+    position = data.draw(
+        st.one_of(
+            st.integers(0, 400), st.integers(len(seed) - 400, len(seed)), st.integers(0, len(seed))
+        )
+    )
     how = data.draw(st.sampled_from(["replace", "insert", "truncate"]))
     _NPZ_FUZZ.write_bytes(mutate(seed, position, data.draw(st.binary(min_size=1, max_size=8)), how))
     try:
         weights = load_npz(_NPZ_FUZZ)
     except WeightsError as err:
         assert str(err).startswith(f"{_NPZ_FUZZ}: ") and "\n" not in str(err), str(err)
-        reason = str(err)[len(str(_NPZ_FUZZ)) + 2:]
-        event(f"WeightsError: {reason.split(' (')[1].split(':')[0] if reason.startswith('not a loadable') else reason[:30]}")
+        reason = str(err)[len(str(_NPZ_FUZZ)) + 2 :]
+        event(
+            f"WeightsError: {reason.split(' (')[1].split(':')[0] if reason.startswith('not a loadable') else reason[:30]}"
+        )
     else:
         event("weights loaded")
         assert list(weights) == list(LAYER_NAMES)
-        assert all(weights[k].shape == MNIST_SHAPES[k] and weights[k].dtype == np.float32 for k in LAYER_NAMES)
+        assert all(
+            weights[k].shape == MNIST_SHAPES[k] and weights[k].dtype == np.float32
+            for k in LAYER_NAMES
+        )
 
 
 # --- bombs: refused from names, headers and integer sizes, before anything is decompressed or computed ----
+
 
 def npz_with_headers(path, members):
     """A zip of ``{name: (shape, data bytes)}`` float32 .npy members whose data need not match the header."""
@@ -533,7 +766,9 @@ def npz_with_headers(path, members):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, (shape, data) in members.items():
             with archive.open(f"{name}.npy", "w") as file:
-                np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": shape})
+                np.lib.format.write_array_header_1_0(
+                    file, {"descr": "<f4", "fortran_order": False, "shape": shape}
+                )
                 file.write(data)
     return path
 
@@ -542,11 +777,16 @@ def test_an_extra_npz_member_is_refused_before_it_is_read(tmp_path, monkeypatch)
     members = {key: (w.shape, w.tobytes()) for key, w in make_weights().items()}
     members["junk"] = ((10**12,), bytes(1 << 16))  # declares 4 TB
     path = npz_with_headers(tmp_path / "w.npz", members)
-    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("read a member before the keys"))
+    monkeypatch.setattr(
+        np.lib.format, "read_array", lambda *a, **k: pytest.fail("read a member before the keys")
+    )
     for load in load_npz, load_weights:
         with pytest.raises(WeightsError) as raised:
             load(path)
-        assert str(raised.value) == f"{path}: expected keys W1, b1, W2, b2, W3, b3; missing: none; unexpected: 'junk'"
+        assert (
+            str(raised.value)
+            == f"{path}: expected keys W1, b1, W2, b2, W3, b3; missing: none; unexpected: 'junk'"
+        )
 
 
 def test_a_npz_member_declaring_a_huge_shape_is_refused_from_its_header(tmp_path):
@@ -570,16 +810,27 @@ class ShapedArray:
 
 
 @pytest.mark.parametrize("protocol", [2, 4])
-@pytest.mark.parametrize("shape, refusal", [
-    (tuple((1 << 14000) + i for i in range(800)), "<14001-bit integer> at opcode"),  # took 19 s of math.prod
-    ((2**63, 1), "<64-bit integer> at opcode"),
-    ((2,) * 65, "array shape (2, 2, 2, 2, 2, 2, ...) refused: at most 64 dimensions, each an integer from 0 to 2**63-1"),
-])
+@pytest.mark.parametrize(
+    "shape, refusal",
+    [
+        (
+            tuple((1 << 14000) + i for i in range(800)),
+            "<14001-bit integer> at opcode",
+        ),  # took 19 s of math.prod
+        ((2**63, 1), "<64-bit integer> at opcode"),
+        (
+            (2,) * 65,
+            "array shape (2, 2, 2, 2, 2, 2, ...) refused: at most 64 dimensions, each an integer from 0 to 2**63-1",
+        ),
+    ],
+)
 def test_out_of_range_shape_integers_are_refused_before_any_arithmetic(shape, refusal, protocol):
     data = pickle.dumps({"W1": ShapedArray(shape)}, protocol=protocol)
     with pytest.raises(UnsafePickleError) as raised:
         safe_load_pickle(data, source="big.pkl")
-    assert str(raised.value).startswith("big.pkl: ") and refusal in str(raised.value), str(raised.value)
+    assert str(raised.value).startswith("big.pkl: ") and refusal in str(raised.value), str(
+        raised.value
+    )
     assert "\n" not in str(raised.value) and len(str(raised.value)) < 300
 
 
@@ -590,13 +841,21 @@ def test_a_weights_path_linking_to_dev_zero_is_refused_not_read(tmp_path):
     link = tmp_path / "sample_weight.pkl"
     link.symlink_to("/dev/zero")
     code = f"from nn_numpy.data.weights import load_weights; load_weights({str(link)!r})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)))
-    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.errors.WeightsError: {link}: cannot read it "
-                                            "(a character device, not a regular file)"), proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)),
+    )
+    assert proc.stderr.splitlines()[-1] == (
+        f"nn_numpy.errors.WeightsError: {link}: cannot read it "
+        "(a character device, not a regular file)"
+    ), proc.stderr
 
 
 # --- issue 17: what a file can be, and keys stored twice ----------------------------------------------------
+
 
 def test_a_file_larger_than_any_weights_file_is_refused_unread(tmp_path):
     """In a child process limited to 2 GB: a 6 GiB sparse --weights file was read whole first."""
@@ -606,10 +865,17 @@ def test_a_file_larger_than_any_weights_file_is_refused_unread(tmp_path):
     with open(path, "wb") as f:
         f.truncate(6 << 30)
     code = f"from nn_numpy.data.weights import load_weights; load_weights({str(path)!r})"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)))
-    assert proc.stderr.splitlines()[-1] == (f"nn_numpy.errors.WeightsError: {path}: 6.0 GiB, more than any weights "
-                                            "file can be (16.0 MiB at most)"), proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)),
+    )
+    assert proc.stderr.splitlines()[-1] == (
+        f"nn_numpy.errors.WeightsError: {path}: 6.0 GiB, more than any weights "
+        "file can be (16.0 MiB at most)"
+    ), proc.stderr
 
 
 @pytest.mark.parametrize("names", [["W1.npy", "W1.npy"], ["W1", "W1.npy"]])
@@ -620,7 +886,9 @@ def test_a_npz_storing_a_key_twice_is_refused(tmp_path, names):
     weights = make_weights()
     path = tmp_path / "w.npz"
     with zipfile.ZipFile(path, "w") as archive, warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # zipfile warns of the duplicate name it writes
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # zipfile warns of the duplicate name it writes
         for key in LAYER_NAMES[1:]:
             archive.writestr(f"{key}.npy", npy_bytes(weights[key]))
         for i, name in enumerate(names):
@@ -641,8 +909,10 @@ def test_a_npz_with_many_extra_members_gives_one_short_line(tmp_path):
             archive.writestr(f"junk{i}.npy", b"")
     with pytest.raises(WeightsError) as raised:
         load_weights(path)
-    assert str(raised.value) == (f"{path}: expected keys W1, b1, W2, b2, W3, b3; missing: none; unexpected: 'junk0', "
-                                 "'junk1', 'junk2', 'junk3', 'junk4' and 2995 more")
+    assert str(raised.value) == (
+        f"{path}: expected keys W1, b1, W2, b2, W3, b3; missing: none; unexpected: 'junk0', "
+        "'junk1', 'junk2', 'junk3', 'junk4' and 2995 more"
+    )
 
 
 def npy_bytes(array):
@@ -664,8 +934,12 @@ def test_a_negative_integer_beyond_the_limit_is_refused_too(protocol):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_array_data_longer_than_its_shape_is_refused(protocol):
-    obj = Call(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), False, bytes(12)))
-    with pytest.raises(WeightsError, match="array of shape \\(2,\\) float32 needs 8 bytes, found 12"):
+    obj = Call(
+        _reconstruct, np.ndarray, (0,), b"b", state=(1, (2,), np.dtype("f4"), False, bytes(12))
+    )
+    with pytest.raises(
+        WeightsError, match="array of shape \\(2,\\) float32 needs 8 bytes, found 12"
+    ):
         safe_load_pickle(pickle.dumps({"W1": obj}, protocol=protocol))
 
 
@@ -673,7 +947,9 @@ def test_an_array_built_twice_is_refused():
     """BUILD may fill a reconstructed array once: a second BUILD would replace checked data."""
     data = pickle.dumps({"W1": np.arange(2, dtype=np.float32)}, protocol=2)
     ops = list(pickletools.genops(data))
-    build = max(i for i, (op, _, _) in enumerate(ops) if op.name == "BUILD")  # the array's, after its dtype's
+    build = max(
+        i for i, (op, _, _) in enumerate(ops) if op.name == "BUILD"
+    )  # the array's, after its dtype's
     assert ops[build - 1][0].name == "BINPUT"  # the state tuple, memoised: BINGET fetches it again
     end = ops[build + 1][2]
     twice = data[:end] + b"h" + bytes([ops[build - 1][1]]) + b"b" + data[end:]

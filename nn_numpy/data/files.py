@@ -23,8 +23,13 @@ import numpy as np
 
 from ..errors import NNError
 
-_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
-          stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
 
 
 class NotRegularFileError(OSError):
@@ -36,7 +41,13 @@ def _kind(mode):
 
 
 def size_text(n):
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
+    return (
+        f"{n / 2**30:.1f} GiB"
+        if n >= 2**30
+        else f"{n / 2**20:.1f} MiB"
+        if n >= 2**20
+        else f"{n:,} bytes"
+    )
 
 
 def open_regular(path):
@@ -64,8 +75,10 @@ def read_regular(path, limit=None, what="file", error=NNError):
         size = os.fstat(file.fileno()).st_size
         data = file.read(-1 if limit is None else limit + 1)
     if limit is not None and max(size, len(data)) > limit:
-        raise error(f"{path}: {size_text(max(size, len(data)))}, more than any {what} can be "
-                    f"({size_text(limit)} at most)")
+        raise error(
+            f"{path}: {size_text(max(size, len(data)))}, more than any {what} can be "
+            f"({size_text(limit)} at most)"
+        )
     return data
 
 
@@ -76,7 +89,10 @@ def read_npy(file, check):
     and a header with a bad string escape is refused, not warned about.
     """
     version = np.lib.format.read_magic(file)
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
     if version not in readers:
         raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
     with warnings.catch_warnings():
@@ -127,7 +143,9 @@ def atomic_write(path, mode="wb", what=None):
         if not target.parent.is_dir():
             folder = target.parent if path.is_symlink() else path.parent
             raise NNError(f"cannot {what}: folder {folder} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f"{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f"{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+        )
     except OSError as err:
         raise NNError(f"cannot {what}: {err.strerror or err}") from err
     try:

@@ -15,8 +15,14 @@ import numpy as np
 from ..errors import DataCorruptedError, DataNotFoundError
 from .files import open_regular
 
-IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 GZIP_MAGIC = b"\x1f\x8b"
 _MAX_HEADER = 4 + 4 * 255  # ndim is one byte
 _MAX_RATIO = 1032  # deflate's largest expansion
@@ -59,18 +65,24 @@ def _read(stream, path, where, most):
     if expected > most - start:  # before allocating: a forged header costs nothing
         if where == "file":
             raise _size_error(path, dims, dtype, most - start, "only")
-        raise _size_error(path, dims, dtype, f"{most - start} (a gzip of {most // _MAX_RATIO} bytes: "
-                                             "a truncated gzip, or a forged header)", "at most")
+        raise _size_error(
+            path,
+            dims,
+            dtype,
+            f"{most - start} (a gzip of {most // _MAX_RATIO} bytes: "
+            "a truncated gzip, or a forged header)",
+            "at most",
+        )
     array = np.empty(dims, dtype.newbyteorder("="))
     buffer = memoryview(array.reshape(-1).view(np.uint8))
     filled = min(len(head) - start, expected)
-    buffer[:filled] = head[start:start + filled]
+    buffer[:filled] = head[start : start + filled]
     excess = len(head) - start > expected
     while filled < expected:
         chunk = stream.read(min(expected - filled, _CHUNK))
         if not chunk:
             raise _size_error(path, dims, dtype, filled, "only")
-        buffer[filled:filled + len(chunk)] = chunk
+        buffer[filled : filled + len(chunk)] = chunk
         filled += len(chunk)
     if excess or stream.read(1):
         raise _size_error(path, dims, dtype, None, "more")
@@ -93,15 +105,19 @@ class _Gunzip:
                 rest = self.unzip.unused_data or self.file.read(_CHUNK)
                 if not rest:
                     break
-                if not rest.startswith(GZIP_MAGIC[:len(rest)]):
-                    raise DataCorruptedError(f"{self.path}: unexpected bytes after the end of the gzip stream")
+                if not rest.startswith(GZIP_MAGIC[: len(rest)]):
+                    raise DataCorruptedError(
+                        f"{self.path}: unexpected bytes after the end of the gzip stream"
+                    )
                 self.unzip = zlib.decompressobj(wbits=31)  # another member follows
                 data = rest
             else:
                 data = self.unzip.unconsumed_tail or self.file.read(_CHUNK)
             part = self.unzip.decompress(data, n - got)
             if not data and not part and not self.unzip.eof:
-                raise DataCorruptedError(f"{self.path}: truncated gzip (the compressed stream ends early)")
+                raise DataCorruptedError(
+                    f"{self.path}: truncated gzip (the compressed stream ends early)"
+                )
             parts.append(part)
             got += len(part)
         return b"".join(parts)
@@ -113,18 +129,29 @@ def _header(content, path, where):
         raise DataCorruptedError(f"{path}: {where} is empty, not an IDX file")
     if content[:64].lstrip()[:1] == b"<":
         raise DataCorruptedError(f"{path}: {where} looks like an HTML page, not an IDX file")
-    if len(content) < 4 or content[:2] != b"\0\0" or content[2] not in IDX_DTYPES or content[3] == 0:
-        raise DataCorruptedError(f"{path}: {where} starts with {content[:4].hex(' ')}, not an IDX magic "
-                                 f"number (00 00, type 08/09/0b/0c/0d/0e, ndim 01-ff)")
+    if (
+        len(content) < 4
+        or content[:2] != b"\0\0"
+        or content[2] not in IDX_DTYPES
+        or content[3] == 0
+    ):
+        raise DataCorruptedError(
+            f"{path}: {where} starts with {content[:4].hex(' ')}, not an IDX magic "
+            f"number (00 00, type 08/09/0b/0c/0d/0e, ndim 01-ff)"
+        )
     ndim, start = content[3], 4 + 4 * content[3]
     if len(content) < start:
-        raise DataCorruptedError(f"{path}: {where} ends inside the header "
-                                 f"({ndim} dimensions need {start} bytes, found {len(content)})")
-    dims = tuple(int.from_bytes(content[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise DataCorruptedError(
+            f"{path}: {where} ends inside the header "
+            f"({ndim} dimensions need {start} bytes, found {len(content)})"
+        )
+    dims = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return dims, IDX_DTYPES[content[2]], start
 
 
 def _size_error(path, dims, dtype, found, how):
     holds = f"{how} {found}" if found is not None else how
-    return DataCorruptedError(f"{path}: dimensions {'x'.join(map(str, dims))} of {dtype.name} "
-                              f"need {math.prod(dims) * dtype.itemsize} bytes, but the file holds {holds}")
+    return DataCorruptedError(
+        f"{path}: dimensions {'x'.join(map(str, dims))} of {dtype.name} "
+        f"need {math.prod(dims) * dtype.itemsize} bytes, but the file holds {holds}"
+    )

@@ -18,8 +18,12 @@ from .files import NotRegularFileError, atomic_write, is_writable, open_regular,
 from .idx import read_idx
 
 SPLITS = {"train": TRAIN_SET, "test": TEST_SET}
-DECODED_SHAPES = {TRAIN_SET[0]: (60000, 28, 28), TRAIN_SET[1]: (60000,), TEST_SET[0]: (10000, 28, 28),
-                  TEST_SET[1]: (10000,)}
+DECODED_SHAPES = {
+    TRAIN_SET[0]: (60000, 28, 28),
+    TRAIN_SET[1]: (60000,),
+    TEST_SET[0]: (10000, 28, 28),
+    TEST_SET[1]: (10000,),
+}
 # SHA-256 of the decoded test arrays' C-order bytes. The training files' were not at hand to pin:
 # they are decoded on every load, never cached.
 DECODED_SHA256 = {
@@ -34,8 +38,14 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False, data_dir=None)
     x: ``(N, 784)``, or ``(N, 1, 28, 28)`` with ``flatten=False``; float32 in [0, 1] with ``normalize``,
     else uint8. t: ``(N,)`` uint8, or ``(N, 10)`` float32 with ``one_hot_label``. N is 60000 and 10000.
     """
-    splits = gather(lambda: load_split("train", data_dir), lambda: load_split("test", data_dir), data_dir=data_dir)
-    return tuple(_format(images, labels, normalize, flatten, one_hot_label) for images, labels, _ in splits)
+    splits = gather(
+        lambda: load_split("train", data_dir),
+        lambda: load_split("test", data_dir),
+        data_dir=data_dir,
+    )
+    return tuple(
+        _format(images, labels, normalize, flatten, one_hot_label) for images, labels, _ in splits
+    )
 
 
 def load_mnist_test(normalize=True, flatten=True, one_hot_label=False, data_dir=None):
@@ -59,7 +69,9 @@ def load_split(split, data_dir=None):
     """
     folder = resolve_data_dir(data_dir)
     (images, image_source, *hand), (labels, label_source, *by_hand) = gather(
-        *(lambda name=name: _load_file(folder, name, data_dir) for name in SPLITS[split]), data_dir=data_dir)
+        *(lambda name=name: _load_file(folder, name, data_dir) for name in SPLITS[split]),
+        data_dir=data_dir,
+    )
     _check_pair(images, labels, image_source, label_source)
     return images, labels, hand + by_hand
 
@@ -88,14 +100,20 @@ def _read_cache(cache, name, digest):
     The content is checked, not the name: all-zero labels under the right name would otherwise be
     used. Hashing 7.8 MB makes a warm load ~12 ms instead of ~4; a cold one takes ~50.
     """
+
     def expected(shape, fortran_order, dtype):
         if (shape, fortran_order, dtype) != (DECODED_SHAPES[name], False, np.dtype(np.uint8)):
             raise ValueError("not the cache's shape")
+
     try:
         with open_regular(cache) as file:
             array = read_npy(file, expected)
-    except NotRegularFileError as err:  # a FIFO would hang the read, and must not be written through either
-        raise DataCorruptedError(f"{cache}: {err.strerror}, where the cache of {name} goes: remove it") from None
+    except (
+        NotRegularFileError
+    ) as err:  # a FIFO would hang the read, and must not be written through either
+        raise DataCorruptedError(
+            f"{cache}: {err.strerror}, where the cache of {name} goes: remove it"
+        ) from None
     except Exception:  # absent, truncated, not a .npy, unreadable: decode the source instead
         return None
     return array if hashlib.sha256(array).hexdigest() == digest else None
@@ -113,17 +131,23 @@ def _write_cache(cache, array):
 
 def _check_pair(images, labels, images_path, labels_path):
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DataCorruptedError(f"{images_path}: holds {images.dtype} {images.shape}; "
-                                 f"expected (N, 28, 28) uint8 images")
+        raise DataCorruptedError(
+            f"{images_path}: holds {images.dtype} {images.shape}; expected (N, 28, 28) uint8 images"
+        )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DataCorruptedError(f"{labels_path}: holds {labels.dtype} {labels.shape}; expected (N,) uint8 labels")
+        raise DataCorruptedError(
+            f"{labels_path}: holds {labels.dtype} {labels.shape}; expected (N,) uint8 labels"
+        )
     if len(images) != len(labels):
-        raise DataCorruptedError(f"{images_path} holds {len(images)} images but {labels_path} "
-                                 f"holds {len(labels)} labels")
+        raise DataCorruptedError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
     bad = np.flatnonzero(labels > 9)
     if bad.size:
-        raise DataCorruptedError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is outside 0-9 "
-                                 f"({bad.size} such labels)")
+        raise DataCorruptedError(
+            f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is outside 0-9 "
+            f"({bad.size} such labels)"
+        )
 
 
 def _format(images, labels, to_unit, flatten, one_hot_label):
