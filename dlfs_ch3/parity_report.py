@@ -18,6 +18,7 @@ import json
 
 import numpy as np
 
+from nn_numpy.errors import NNError
 from nn_numpy.network import LAYER_OUTPUTS
 
 from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int
@@ -110,10 +111,15 @@ def against_exact(weights, images, sides, dtype, cache_dir):
     """``(figures {side: {layer: six figures}}, closer {layer: side}, verdict)`` against the exact result."""
     from nn_numpy import exact
 
-    truth = exact.reference(weights, images, cache_dir=cache_dir)
-    det, prob = (
-        exact.bounds(weights, images, truth, dtype, probabilistic=p) for p in (False, True)
-    )
+    with np.errstate(all="ignore"):  # overflow is judged below, in one line
+        truth = exact.reference(weights, images, cache_dir=cache_dir)
+        det, prob = (exact.bounds(weights, images, truth, dtype, p) for p in (False, True))
+    for k in LAYER_OUTPUTS:  # no verdict rests on a bound that says nothing
+        if not (np.isfinite(truth[k][0]).all() and np.isfinite(det[k]).all()):
+            raise NNError(
+                f"the weights overflow: {k}'s exact value or its proven bound is not finite in "
+                "float64, so no computation of these weights can be judged against it"
+            )
     figures = {
         side: {k: exact.compare(layers[k], truth[k], det[k], prob[k]) for k in LAYER_OUTPUTS}
         for side, layers in sides.items()
@@ -127,11 +133,11 @@ def against_exact(weights, images, sides, dtype, cache_dir):
     beyond, precision = [], {}
     for side, layers in sides.items():
         worst = max(LAYER_OUTPUTS, key=lambda k: figures[side][k]["max_error_over_bound"])
-        ratio = figures[side][worst]["max_error_over_bound"]
+        ratio = figures[side][worst]["max_error_over_bound"]  # compare() gives no NaN: NaN is inf
         precision[side] = dtype if ratio <= 1 else None
         if (
-            ratio > 1
-        ):  # which precision explains a1, the first matmul: its error fits that format's own bound
+            not ratio <= 1
+        ):  # which precision explains a1, the first matmul: its error fits its bound
             a1_error = np.abs((layers["a1"] - truth["a1"][0]) - truth["a1"][1])
             fits = [
                 f
@@ -146,7 +152,8 @@ def against_exact(weights, images, sides, dtype, cache_dir):
                 if fits
                 else "and no lower precision explains a1's error: a bug"
             )
-            beyond.append(f"{side} {worst} is {ratio:.3g}x its {dtype} bound, {why}")
+            far = f"{ratio:.3g}x its {dtype} bound" if np.isfinite(ratio) else "NaN or inf"
+            beyond.append(f"{side} {worst} is {far}, {why}")
     return figures, closer, {"ok": not beyond, "precision": precision, "beyond": beyond}
 
 

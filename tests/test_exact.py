@@ -145,3 +145,63 @@ def test_the_probabilistic_bound_is_the_tighter(weights, test_set, exact_layers,
     det = exact.bounds(weights, test_set[0], exact_layers, dtype)
     prob = exact.bounds(weights, test_set[0], exact_layers, dtype, probabilistic=True)
     assert all((prob[k] < det[k]).all() for k in ("a1", "a2", "a3"))
+
+
+def _cache_path(weights, pixels, folder):
+    """The one file ``reference`` caches ``pixels`` in, made by a first call."""
+    exact.reference(weights, pixels, cache_dir=folder)
+    (path,) = folder.iterdir()
+    return path
+
+
+def _table(layers):
+    return np.concatenate([layers[k][j] for j in (0, 1) for k in LAYER_OUTPUTS], 1)
+
+
+@pytest.mark.parametrize("forgery", ["nan", "other weights", "float64 forward"])
+def test_a_cache_under_the_right_name_is_used_only_if_it_is_this_reference(
+    weights, test_set, tmp_path, forgery
+):
+    pixels = test_set[0][:20]
+    path = _cache_path(weights, pixels, tmp_path)
+    truth = _table(exact.reference(weights, pixels))
+    if forgery == "nan":  # in one element: the rows drawn at random would miss it
+        forged = truth.copy()
+        forged[3, 7] = np.nan
+    elif forgery == "other weights":  # what a cache of b3 + 1 holds: a3 moved by 1
+        forged = _table(exact.reference({**weights, "b3": weights["b3"] + 1}, pixels))
+    else:  # within float64's bound everywhere, but not the exact bits: the rows drawn catch it
+        forged = truth.copy()
+        forged[:, truth.shape[1] // 2 :] = 0
+    np.save(path, forged)
+    got = _table(exact.reference(weights, pixels, cache_dir=tmp_path))
+    assert np.array_equal(got, truth) and np.array_equal(np.load(path), truth)
+
+
+def test_a_cache_that_cannot_be_written_costs_one_warning(weights, test_set, tmp_path):
+    pixels = test_set[0][:5]
+    path = _cache_path(weights, pixels, tmp_path)
+    path.unlink()
+    path.mkdir()  # a folder where the cache goes
+    with pytest.warns(UserWarning, match="not cached") as caught:
+        got = exact.reference(weights, pixels, cache_dir=tmp_path)
+    assert len(caught) == 1 and np.array_equal(
+        _table(got), _table(exact.reference(weights, pixels))
+    )
+
+
+def test_exp_of_huge_arguments_is_zero_or_inf_not_nan(weights, test_set):
+    a = np.array([-1e19, -1e300, -1401.0, 1e19])
+    with np.errstate(over="ignore"):
+        hi, lo = exact.exp((a, 0 * a))
+        assert hi.tolist() == [0.0, 0.0, 0.0, np.inf]
+        huge = exact.forward({**weights, "W1": weights["W1"] * np.float32(1e18)}, test_set[0][:3])
+    assert all(np.isfinite(hi).all() for hi, lo in huge.values())
+
+
+def test_compare_counts_nan_and_inf_as_infinitely_far():
+    hi = np.array([[0.5, 0.25]])
+    side = np.array([[np.nan, 0.25]], np.float32)
+    f = exact.compare(side, (hi, 0 * hi), np.full((1, 2), 1e-7), np.full((1, 2), 1e-8))
+    assert f["max_abs_error"] == f["max_error_over_bound"] == np.inf
+    assert f["max_error_over_probabilistic_bound"] == np.inf

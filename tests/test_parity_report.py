@@ -200,3 +200,38 @@ def test_debug_shows_the_traceback(run_command):
     assert (
         result.returncode == 2 and "Traceback" in result.stderr and "DeviceError" in result.stderr
     )
+
+
+def _sides(weights, pixels, dtype="float32"):
+    import nn_numpy
+
+    layers = nn_numpy.forward_layers(weights, nn_numpy.normalize(pixels, dtype))
+    return {"numpy": layers, "torch": {k: v.copy() for k, v in layers.items()}}
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_the_exact_verdict_is_never_ok_on_nan_or_inf(weights, test_set, value):
+    from dlfs_ch3.parity_report import against_exact
+
+    sides = _sides(weights, test_set[0][:3])
+    sides["torch"]["a2"][1, 4] = value
+    figures, _, verdict = against_exact(weights, test_set[0][:3], sides, "float32", None)
+    assert verdict["ok"] is False and verdict["precision"]["torch"] == "unexplained"
+    assert verdict["beyond"] == [
+        "torch a2 is NaN or inf, and no lower precision explains a1's error: a bug"
+    ]
+    assert figures["torch"]["a2"]["max_error_over_bound"] == np.inf
+    assert figures["numpy"]["a2"]["max_error_over_bound"] <= 1
+
+
+@pytest.mark.parametrize("change", [("b2", 1e19), ("W1", 1e18)])
+def test_weights_that_overflow_the_bounds_get_one_line_not_a_verdict(weights, test_set, change):
+    from dlfs_ch3.parity_report import against_exact
+    from nn_numpy.errors import NNError
+
+    key, factor = change
+    big = {**weights, key: weights[key] * np.float32(factor)}
+    with np.errstate(all="ignore"):
+        sides = _sides(big, test_set[0][:3])
+    with pytest.raises(NNError, match="^the weights overflow: y's exact value or its proven bound"):
+        against_exact(big, test_set[0][:3], sides, "float32", None)
