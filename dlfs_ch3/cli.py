@@ -22,6 +22,7 @@ from . import __version__
 
 COMMANDS = {
     "evaluate": "accuracy on MNIST's test set, NumPy and torch side by side (the main job)",
+    "check-port": "check your own chapter-3 code: each function against the exact result",
     "parity-report": "NumPy against torch layer by layer, and each against the exact result (--exact)",
     "benchmark": "every way of evaluating the 10,000 test images, timed side by side",
     "figures": "the chapter's plots, as PNG files",

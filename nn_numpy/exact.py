@@ -249,21 +249,21 @@ def bounds(weights, pixels, exact, dtype, probabilistic=False):
         if z != "y":  # sigmoid: Lipschitz 1/4, and its own rounding
             error = (out[a] / 4 + SIGMOID_ROUNDING * u * (value + out[a] / 4) + tiny) * SLACK
             out[z], size = error, value + error
-        else:  # softmax: a row moved by at most d moves y by y (e**2d - 1); then its own rounding
-            d = out[a].max(axis=1, keepdims=True)
-            spread = (
-                exact[a][0].max(axis=1, keepdims=True)
-                - exact[a][0].min(axis=1, keepdims=True)
-                + 2 * d
-            )
-            k = value.shape[1]
-            rounding = (1 + EXP_ULPS * u) * np.exp(u * spread) - 1
-            eta = (1 + rounding) * (1 + u) ** 2 / (
-                (1 - rounding) * (1 - (k - 1) * u / (1 - (k - 1) * u))
-            ) - 1
-            moved = value * np.expm1(2 * d)
-            out[z] = (moved + eta * (value + moved) + tiny) * SLACK
+        else:
+            out[z] = softmax_bound(exact[a][0], value, out[a].max(axis=1, keepdims=True), dtype)
     return out
+
+
+def softmax_bound(a, y, d, dtype):
+    """Per element, a bound on ``|side - y|`` for softmax over the last axis of logits within ``d``
+    (per row, ``(N, 1)``) of ``a (N, k)``, whose exact softmax is ``y``, computed in ``dtype``: a row
+    moved by at most d moves y by y (e**2d - 1); then softmax's own rounding (docs/exact.md)."""
+    u, tiny, k = UNIT_ROUNDOFF[dtype], float(np.finfo(dtype).tiny), y.shape[-1]
+    spread = a.max(axis=-1, keepdims=True) - a.min(axis=-1, keepdims=True) + 2 * d
+    rounding = (1 + EXP_ULPS * u) * np.exp(u * spread) - 1
+    eta = (1 + rounding) * (1 + u) ** 2 / ((1 - rounding) * (1 - (k - 1) * u / (1 - (k - 1) * u)))
+    moved = y * np.expm1(2 * d)
+    return (moved + (eta - 1) * (y + moved) + tiny) * SLACK
 
 
 def rounded_inputs_bound(weights, pixels, fmt, lam=7.0):
