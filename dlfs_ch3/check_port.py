@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,8 @@ def targets_of(path):
         return files, str(root)
     import importlib.util
 
+    if os.getcwd() not in sys.path:  # as python -m finds modules: from the current folder too
+        sys.path.insert(0, os.getcwd())
     try:
         spec = (
             importlib.util.find_spec(path)
@@ -147,7 +150,7 @@ def check_port(path, data_dir=None, device="cpu", timeout=60.0):
             bounds[dtype] = exact.bounds(weights, pixels, truth, dtype)
         return bounds[dtype]
 
-    findings, found, notes, files = [], {}, [], []
+    findings, found, notes = [], {}, []
     with tempfile.TemporaryDirectory(prefix="dlfs-check-port-") as tmp:
         feed = os.path.join(tmp, "feed.npz")
         np.savez(
@@ -157,21 +160,24 @@ def check_port(path, data_dir=None, device="cpu", timeout=60.0):
             in2=truth["z1"][0],
             in3=truth["z2"][0],
         )
-        for n, target in enumerate(targets):
-            shown = os.path.relpath(target, root) if target.endswith(".py") else target
-            files.append(shown)
-            record, arrays = run_child(
-                target, root, folder, device, timeout, feed, os.path.join(tmp, str(n))
+        shown = [os.path.relpath(t, root) if t.endswith(".py") else t for t in targets]
+        outs = [os.path.join(tmp, str(n)) for n in range(len(targets))]
+        with ThreadPoolExecutor(min(len(targets), os.cpu_count() or 1)) as pool:  # one child each
+            runs = pool.map(
+                lambda t, o: run_child(t, root, folder, device, timeout, feed, o), targets, outs
             )
-            if "stopped" in record:
-                findings.append(judge.finding("WRONG", shown, record["stopped"]))
-                continue
-            notes += [f"{shown}: {note}" for note in record["notes"]]
-            if record["crash"]:
-                findings.append(judge.crash(shown, record["crash"]))
-            findings += judge_file(
-                shown, record, arrays, weights, pixels, truth, dtype_bounds, labels, found
-            )
+            for name, (record, arrays) in zip(shown, list(runs)):
+                if "stopped" in record:
+                    findings.append(judge.finding("WRONG", name, record["stopped"]))
+                    continue
+                notes += [f"{name}: {note}" for note in record["notes"]]
+                found_here = judge_file(
+                    name, record, arrays, weights, pixels, truth, dtype_bounds, labels, found
+                )
+                if record["crash"] and not any(record["crash"] in f["text"] for f in found_here):
+                    findings.append(judge.crash(name, record["crash"]))
+                findings += found_here
+        files = shown
     findings = _dedupe(findings)
     if not found and not any(f["verdict"] == "WRONG" for f in findings):
         raise NNError(

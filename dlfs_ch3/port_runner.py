@@ -164,6 +164,7 @@ def run_target(target, root):
     if target.endswith(".py"):
         namespace = {"__name__": "__main__", "__file__": target, "__builtins__": builtins}
         sys.argv, sys.path[0] = [target], os.path.dirname(target)
+        sys.path.append(root)  # the book's sys.path.append(os.pardir), and a repository's root
         source = open(target, encoding="utf-8", errors="replace").read()  # noqa: SIM115
     else:
         namespace, source = None, None

@@ -252,7 +252,11 @@ def variants(net, x, output):
             out[f"layer {layer} has {words} (z{layer})"] = _run(net, x, acts=acts, output=output)
     others = ("no activation", "sigmoid", "softmax over the whole batch", "softmax")
     for o in (o for o in others if o != output):
-        words = {"no activation": "no softmax at the output: y is a3"}.get(o, f"the output is {o}")
+        words = {
+            "no activation": "no softmax at the output: y is a3",
+            "softmax over the whole batch": "softmax sums over the whole batch, not each row "
+            "(each row's argmax, so the accuracy, is unchanged)",
+        }.get(o, f"the output is {o}")
         out[words] = _run(net, x, output=o)
     return out
 
@@ -413,7 +417,7 @@ def get_data(calls, arrays, where, labels):
 def accuracy(stdout, calls, arrays, where):
     """The accuracy the script printed, against its own predict's and the reference's."""
     label = f"accuracy ({where})" if where else "accuracy"
-    printed = re.findall(r"accuracy\s*[:=]?\s*([0-9]*\.[0-9]+|[01])\b", stdout, re.IGNORECASE)
+    printed = re.findall(r"accur\w*\s*[:=]?\s*([0-9]*\.[0-9]+|[01])\b", stdout, re.IGNORECASE)
     if not printed:
         return []
     printed = float(printed[-1])
