@@ -301,9 +301,8 @@ def _labels(predict, network, x, batch=100):
 def probe_modules(namespace, probe, weights, device):
     """Each ``nn.Module`` with three ``Linear`` layers (an instance, else its class made with no
     arguments): its weights, its layers on its own, and each Linear fed the layer before's input."""
-    try:
-        import torch
-    except ImportError:
+    torch = sys.modules.get("torch")  # no port is a torch port unless it imported torch
+    if torch is None:
         return []
     found = []
     for name, value in list(namespace.items()):

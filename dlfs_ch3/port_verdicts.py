@@ -466,9 +466,10 @@ def accuracy(stdout, calls, arrays, where):
 def module(name, calls, arrays, weights, pixels, truth, dtype_bounds):
     """A torch port: its Linear weights against the pickle, each Linear fed the reference's input
     (so an error in one layer does not hide in the next), then its own layers, as for predict."""
-    label, key = f"module {name}", f"module:{name}"
+    key = f"module:{name}"
     if "crash" in calls.get(key, {}):
-        return [crash(label, calls[key]["crash"])]
+        return [crash(f"nn.Module {name}", calls[key]["crash"])]
+    label = f"nn.Module {name} ({calls[key]['cls']})"
     out = []
     if calls[key].get("made"):
         out.append(
