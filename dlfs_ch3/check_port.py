@@ -87,8 +87,11 @@ def run_child(target, root, data_dir, device, timeout, feed, out):
     env = {
         **os.environ,
         "MPLBACKEND": "Agg",
+        # one thread each: children run side by side, and spinning BLAS threads would fight
+        **dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"),
         "DLFS_PORT_FEED": feed,
         "DLFS_PORT_ROOT": root,
+        "NN_DATA_DIR": str(data_dir),  # code using this project's loader finds the same data
         "PYTHONPATH": os.pathsep.join([PROJECT_ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(
             os.pathsep
         ),

@@ -160,7 +160,7 @@ def crash_text(err, root):
 
 def run_target(target, root):
     """Run the reader's file or module as ``__main__``; ``(namespace, stdout, crash text or None)``."""
-    captured = io.StringIO()
+    captured, errors = io.StringIO(), io.StringIO()
     if target.endswith(".py"):
         namespace = {"__name__": "__main__", "__file__": target, "__builtins__": builtins}
         sys.argv, sys.path[0] = [target], os.path.dirname(target)
@@ -169,7 +169,7 @@ def run_target(target, root):
     else:
         namespace, source = None, None
     try:
-        with contextlib.redirect_stdout(captured):
+        with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(errors):
             if source is None:
                 import runpy
 
@@ -179,7 +179,12 @@ def run_target(target, root):
                 exec(compile(source, target, "exec"), namespace)
         return namespace, captured.getvalue(), None
     except SystemExit as err:
-        crash = None if err.code in (None, 0) else f"exited with {err.code!r}"
+        said = (errors.getvalue().strip().splitlines() or [""])[-1]
+        crash = (
+            None
+            if err.code in (None, 0)
+            else f"exited with {err.code!r}" + (f": {said}" if said else "")
+        )
         return namespace or {}, captured.getvalue(), crash
     except BaseException as err:  # the reader's code, whatever it raises, is a finding
         return namespace or {}, captured.getvalue(), crash_text(err, root)

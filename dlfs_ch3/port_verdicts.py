@@ -246,18 +246,11 @@ def variants(net, x, output):
         if np.shape(net[f"W{i}"])[0] == np.shape(net[f"W{i}"])[-1]:
             out[f"W{i} is transposed"] = _run(net, x, output=output, turn=(i,))
     for layer in (1, 2):
-        for act in ("relu", "no activation", "step_function", "tanh"):
+        for act in _SWAPS:
             acts = tuple(act if i == layer else "sigmoid" for i in (1, 2))
-            words = "no activation" if act == "no activation" else f"{act} in place of sigmoid"
-            out[f"layer {layer} has {words} (z{layer})"] = _run(net, x, acts=acts, output=output)
-    others = ("no activation", "sigmoid", "softmax over the whole batch", "softmax")
-    for o in (o for o in others if o != output):
-        words = {
-            "no activation": "no softmax at the output: y is a3",
-            "softmax over the whole batch": "softmax sums over the whole batch, not each row "
-            "(each row's argmax, so the accuracy, is unchanged)",
-        }.get(o, f"the output is {o}")
-        out[words] = _run(net, x, output=o)
+            out[_words(layer, act)] = _run(net, x, acts=acts, output=output)
+    for o in (o for o in _OTHERS if o != output):
+        out[_OUTPUTS.get(o, f"the output is {o}")] = _run(net, x, output=o)
     return out
 
 
@@ -275,7 +268,11 @@ def _matches(layers, variant):
 
 
 def network(label, layers, truth, bounds, net, x, output):
-    """The verdict on a network's visible ``layers`` ``{layer: (N, k) array}``, y among them."""
+    """The verdict on a network's visible ``layers`` ``{layer: (N, k) array}``, y among them.
+
+    The first layer beyond its proven bound is where yours diverges. From there on, each layer is
+    recomputed from your own layer before it: a layer beyond that local bound holds a slip of its
+    own, named by the variant it matches; one within it only carries an earlier slip's error."""
     ratios, first = {}, None
     for k in [k for k in LAYER_OUTPUTS if k in layers]:
         if layers[k].shape != truth[k].shape:
@@ -284,19 +281,85 @@ def network(label, layers, truth, bounds, net, x, output):
         if bad.any():
             first = k
             break
-    seen = " ".join(k for k in LAYER_OUTPUTS if k in layers)
     if first is None:
+        seen = " ".join(k for k in LAYER_OUTPUTS if k in layers)
         return finding("OK", label, _ok_text(max(ratios.values()), f"layers {seen}"))
-    explained = [w for w, v in variants(net, x, output).items() if _matches(layers, v)]
+    if len(layers) == 1:  # y alone: the whole network with one slip put in
+        found = [w for w, v in variants(net, x, output).items() if _matches(layers, v)]
+        at = "y is beyond its proven bound (name your layers a1 z1 a2 z2 a3 y to see where)"
+        return finding("WRONG", label, f"{at}: " + (found[0] if found else UNKNOWN))
+    slips = []
+    for k in LAYER_OUTPUTS[LAYER_OUTPUTS.index(first) :]:
+        local = _local(k, layers, net, x, output) if k in layers else None
+        if local is not None:
+            expected, bound, candidates = local
+            if _beyond(layers[k], expected, bound)[0].any():
+                found = [w for w, v in candidates.items() if _matches({k: layers[k]}, {k: v})]
+                slips.append(found[0] if found else f"{k}: {UNKNOWN}")
     at = f"first diverges at {first}" + (f" ({FORMULAS[first]})" if first in FORMULAS else "")
-    if len(layers) == 1:
-        at = "y is beyond its proven bound (name your layers a1 z1 a2 z2 a3 y to see where it diverges)"
-    why = (
-        f"it matches the reference with this slip put in: {explained[0]}"
-        if explained
-        else "no slip the checker knows explains it"
-    )
-    return finding("WRONG", label, f"{at}; {why}")
+    return finding("WRONG", label, f"{at}: {'; '.join(_merge_biases(slips)) or UNKNOWN}")
+
+
+UNKNOWN = "no slip the checker knows explains it"
+
+
+def _merge_biases(slips):
+    missing = [s.split()[0] for s in slips if re.fullmatch(r"b[123] is missing", s)]
+    if len(missing) < 2:
+        return slips
+    words = ", ".join(missing[:-1]) + f" and {missing[-1]} are " + ("all " * (len(missing) == 3))
+    rest = [s for s in slips if not re.fullmatch(r"b[123] is missing", s)]
+    return [words + "missing"] + rest
+
+
+def _local(k, layers, net, x, output):
+    """``(expected, bound, {slip in words: value})`` for layer ``k`` computed from yours before it,
+    in float64; the bound is on a correct computation in your layer's dtype. None if not visible."""
+    i = 3 if k == "y" else int(k[1])
+    dtype = _float(layers[k].dtype)
+    u, tiny = exact.UNIT_ROUNDOFF[dtype], _tiny(dtype)
+    if k[0] == "a":
+        prev = np.asarray(x if i == 1 else layers.get(f"z{i - 1}"), np.float64)
+        if prev.ndim == 0:
+            return None
+        W, b = (np.asarray(net[f"{p}{i}"], np.float64) for p in "Wb")
+        n = W.shape[0] + 1
+        bound = n * u / (1 - n * u) * (np.abs(prev) @ np.abs(W) + np.abs(b)) + n * tiny
+        candidates = {f"b{i} is missing": prev @ W}
+        for j in (1, 2, 3):
+            if j != i and np.shape(net[f"b{j}"]) == b.shape:
+                candidates[f"b{j} is used where b{i} belongs"] = prev @ W + net[f"b{j}"]
+        if W.shape[0] == W.shape[1]:
+            candidates[f"W{i} is transposed"] = prev @ W.T + b
+        return prev @ W + b, bound * exact.SLACK, candidates
+    if f"a{i}" not in layers:
+        return None
+    a = np.asarray(layers[f"a{i}"], np.float64)
+    if k == "y":
+        expected = _act(output, a)
+        bound = exact.softmax_bound(a, expected, 0.0, dtype) if output == "softmax" else tiny
+        return (
+            expected,
+            bound,
+            {_OUTPUTS.get(o, f"the output is {o}"): _act(o, a) for o in _OTHERS if o != output},
+        )
+    expected = _act("sigmoid", a)
+    bound = (exact.SIGMOID_ROUNDING * u * expected + tiny) * exact.SLACK
+    return expected, bound, {_words(i, act): _act(act, a) for act in _SWAPS}
+
+
+_SWAPS = ("relu", "no activation", "step_function", "tanh", "softmax")
+_OTHERS = ("no activation", "sigmoid", "softmax over the whole batch", "softmax")
+_OUTPUTS = {
+    "no activation": "no softmax at the output: y is a3",
+    "softmax over the whole batch": "softmax sums over the whole batch, not each row "
+    "(each row's argmax, so the accuracy, is unchanged)",
+}
+
+
+def _words(layer, act):
+    words = "no activation" if act == "no activation" else f"{act} in place of sigmoid"
+    return f"layer {layer} has {words} (z{layer})"
 
 
 # --- the reader's MNIST network, data, weights and accuracy ----------------------------------------------

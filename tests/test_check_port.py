@@ -3,7 +3,6 @@ changed, each its own small file, each slip named with its layer; then the ways 
 laid out and run (the book's folders, a module name, a crash, an endless loop) and the exit codes."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -72,7 +71,7 @@ SLIPS = {
         PREDICT_BODY,
         PREDICT_BODY.replace("W1) + b1", "W1)"),
         "predict",
-        r"first diverges at a1 \(a1 = np\.dot\(x, W1\) \+ b1\); it matches the reference with this slip put in: b1 is missing$",
+        r"first diverges at a1 \(a1 = np\.dot\(x, W1\) \+ b1\): b1 is missing$",
     ),
     "no_b2.py": (
         PREDICT_BODY,
@@ -96,7 +95,7 @@ SLIPS = {
         PREDICT_BODY,
         PREDICT_BODY.replace("z1 = sigmoid(a1)", "z1 = relu(a1)"),
         "predict",
-        r"first diverges at z1 \(z1 = sigmoid\(a1\)\); .*: layer 1 has relu in place of sigmoid",
+        r"first diverges at z1 \(z1 = sigmoid\(a1\)\): .*layer 1 has relu in place of sigmoid",
     ),
     "no_activation_layer2.py": (
         "    z2 = sigmoid(a2)\n    a3 = np.dot(z2, W3) + b3\n    y = softmax",
@@ -108,7 +107,7 @@ SLIPS = {
         "    y = softmax(a3)",
         "    y = a3",
         "predict",
-        r"first diverges at y \(y = softmax\(a3\)\); .*: no softmax at the output: y is a3",
+        r"first diverges at y \(y = softmax\(a3\)\): .*no softmax at the output: y is a3",
     ),
     "sigmoid_output.py": (
         "    y = softmax(a3)",
@@ -410,3 +409,20 @@ def test_exit_codes_and_labels(run_in_process, data_dir, tmp_path, assert_one_li
         "hello.py",
         "slip.py",
     ]  # nothing left
+
+
+def test_the_notes_port_gets_each_of_its_slips_named(data_dir):
+    """The reader's notes, as their own files (``from sigmoid import *``): np.int, predict with no
+    bias, a one-row softmax used on batches; several slips in one predict, each named."""
+    report = check_port(PORTS / "notes", data_dir)
+    wrong = {
+        f["what"].split(" ")[0]: f["text"] for f in report["findings"] if f["verdict"] == "WRONG"
+    }
+    assert sorted(wrong) == ["accuracy", "predict", "softmax", "step_function"]
+    assert wrong["predict"] == (
+        "first diverges at a1 (a1 = np.dot(x, W1) + b1): b1, b2 and b3 are all missing; softmax "
+        "sums over the whole batch, not each row (each row's argmax, so the accuracy, is unchanged)"
+    )
+    assert wrong["accuracy"].startswith("prints 0.9311, as your predict gives (9311 of 10000)")
+    assert "np.int is gone from NumPy" in wrong["step_function"]
+    assert "sums over the whole batch" in wrong["softmax"]
