@@ -107,11 +107,11 @@ class _Dataset(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def load_mnist(self, normalize=True, flatten=True, one_hot_label=False):
         """The book's ``load_mnist``; the training split is empty where its files are not here."""
+        from nn_numpy.data.fetch import TRAIN_SET
         from nn_numpy.data.mnist import _format, load_split
 
         test = load_split("test", self.data_dir)[:2]
-        train_files = [os.path.join(self.data_dir, "mnist", n) for n in TRAIN_FILES]
-        if all(os.path.isfile(p) for p in train_files):
+        if all(os.path.isfile(os.path.join(self.data_dir, name)) for name in TRAIN_SET):
             train = load_split("train", self.data_dir)[:2]
         else:
             self.notes.append(
@@ -120,9 +120,6 @@ class _Dataset(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             )
             train = (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8))
         return tuple(_format(*split, normalize, flatten, one_hot_label) for split in (train, test))
-
-
-TRAIN_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 
 
 def _redirect_weights(weights_path, notes):
@@ -165,7 +162,7 @@ def run_target(target, root):
         namespace = {"__name__": "__main__", "__file__": target, "__builtins__": builtins}
         sys.argv, sys.path[0] = [target], os.path.dirname(target)
         sys.path.append(root)  # the book's sys.path.append(os.pardir), and a repository's root
-        source = open(target, encoding="utf-8", errors="replace").read()  # noqa: SIM115
+        source = open(target, encoding="utf-8", errors="replace").read()
     else:
         namespace, source = None, None
     try:

@@ -77,7 +77,7 @@ def _expected(name, x):
     x64 = x.astype(np.float64)
     if name == "sigmoid":
         with np.errstate(all="ignore"):
-            y = exact._sigmoid((x64, 0 * x64))[0]
+            y = exact.sigmoid((x64, 0 * x64))[0]
         return y, lambda dt: exact.SIGMOID_ROUNDING * _u(dt) * y + _tiny(dt)
     y = {"step_function": (x64 > 0) * 1.0, "relu": np.maximum(0, x64), "identity_function": x64}
     return y[name], lambda dt: 0.0
@@ -154,7 +154,7 @@ def softmax(calls, arrays, where):
             shape = "nothing" if y is None else f"shape {y.shape}"
             return [finding("WRONG", label, f"returns {shape} for input of shape {x.shape}")]
         rows = np.atleast_2d(x.astype(np.float64))
-        truth = exact._softmax((rows, 0 * rows))[0].reshape(x.shape)
+        truth = exact.softmax((rows, 0 * rows))[0].reshape(x.shape)
         bound = exact.softmax_bound(rows, truth.reshape(rows.shape), 0.0, y.dtype.name)
         bad, ratio = _beyond(y, truth, bound.reshape(x.shape))
         worst = max(worst, ratio)
@@ -267,7 +267,7 @@ def _matches(layers, variant):
     return True
 
 
-def network(label, layers, truth, bounds, net, x, output):
+def network(label, layers, truth, bounds, net, x, output, pixels=None):
     """The verdict on a network's visible ``layers`` ``{layer: (N, k) array}``, y among them.
 
     The first layer beyond its proven bound is where yours diverges. From there on, each layer is
@@ -295,6 +295,16 @@ def network(label, layers, truth, bounds, net, x, output):
             expected, bound, candidates = local
             if _beyond(layers[k], expected, bound)[0].any():
                 found = [w for w, v in candidates.items() if _matches({k: layers[k]}, {k: v})]
+                if k == "a1" and not found and pixels is not None:
+                    fmt = _reduced_precision(layers["a1"], truth["a1"], net, pixels)
+                    bits = PRECISIONS.get(fmt, (0,))[0]
+                    found = (
+                        [
+                            f"a1 is consistent with matmul inputs rounded to {bits} mantissa bits ({fmt}{', or float16' * (bits == 10)})"
+                        ]
+                        if fmt
+                        else []
+                    )
                 slips.append(found[0] if found else f"{k}: {UNKNOWN}")
     at = f"first diverges at {first}" + (f" ({FORMULAS[first]})" if first in FORMULAS else "")
     return finding("WRONG", label, f"{at}: {'; '.join(_merge_biases(slips)) or UNKNOWN}")
@@ -385,7 +395,9 @@ def predict(calls, arrays, where, weights, pixels, truth, dtype_bounds):
             k: np.atleast_2d(v[0][rows]) for k, v in truth.items()
         }  # hi: lo is far below any bound
         b = {k: np.atleast_2d(v[rows]) for k, v in bounds.items()}
-        verdict = network(label, layers, t, b, weights, np.atleast_2d(x[rows]), "softmax")
+        verdict = network(
+            label, layers, t, b, weights, np.atleast_2d(x[rows]), "softmax", pixels[rows]
+        )
         if key == "predict/one" and verdict["verdict"] != "OK":
             verdict["text"] = "on one image (784,): " + verdict["text"]
         out.append(verdict)
@@ -585,6 +597,7 @@ def module(name, calls, arrays, weights, pixels, truth, dtype_bounds):
         weights,
         pixels / 255.0,
         "softmax",
+        pixels,
     )
     if verdict["verdict"] == "OK":
         verdict["text"] += (
@@ -605,6 +618,7 @@ def _reduced_precision(a1, truth, weights, pixels):
     """The reduced precision that explains a float32 ``a1`` beyond its bound, or None."""
     if a1.dtype != np.float32:
         return None
+    pixels = np.atleast_2d(pixels)
     err = np.abs(a1.astype(np.float64) - truth)
     for fmt, words in (("tf32", "TF32"), ("bf16", "bfloat16")):
         if (err <= exact.rounded_inputs_bound(weights, pixels, fmt)).all():

@@ -86,7 +86,7 @@ def exp(a):
     return np.ldexp(s[0], k), np.ldexp(s[1], k)
 
 
-def _sigmoid(a):
+def sigmoid(a):
     positive = a[0] >= 0
     t = exp((np.where(positive, -a[0], a[0]), np.where(positive, -a[1], a[1])))  # exp(-|a|) <= 1
     return div(
@@ -95,7 +95,7 @@ def _sigmoid(a):
     )
 
 
-def _softmax(a):
+def softmax(a):
     top = a[0].max(axis=-1, keepdims=True)
     e = exp(add(a, (-top + 0 * a[0], 0 * a[0])))
     total = (e[0][:, :1], e[1][:, :1])
@@ -149,11 +149,11 @@ def forward(weights, pixels):
     a1 = add(
         div(s, (255 + 0 * s[0], 0 * s[0])), (b1 + 0 * s[0], 0 * s[0])
     )  # x = pixel / 255, exactly
-    z1 = _sigmoid(a1)
+    z1 = sigmoid(a1)
     a2 = _affine(z1, 22, W2, b2, -130)  # below 2**-130, z's bits move no result by a float64 ulp
-    z2 = _sigmoid(a2)
+    z2 = sigmoid(a2)
     a3 = _affine(z2, 22, W3, b3, -130)
-    return dict(zip(LAYER_OUTPUTS, (a1, z1, a2, z2, a3, _softmax(a3))))
+    return dict(zip(LAYER_OUTPUTS, (a1, z1, a2, z2, a3, softmax(a3))))
 
 
 def reference(weights, pixels, cache_dir=None, chunk=1000):

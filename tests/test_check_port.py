@@ -5,6 +5,7 @@ laid out and run (the book's folders, a module name, a crash, an endless loop) a
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlfs_ch3.check_port import check_port
@@ -426,3 +427,38 @@ def test_the_notes_port_gets_each_of_its_slips_named(data_dir):
     assert wrong["accuracy"].startswith("prints 0.9311, as your predict gives (9311 of 10000)")
     assert "np.int is gone from NumPy" in wrong["step_function"]
     assert "sums over the whole batch" in wrong["softmax"]
+
+
+@pytest.mark.parametrize(
+    "rounding, named",
+    [
+        ("x.astype(np.float16), W1.astype(np.float16)", "10 mantissa bits (TF32, or float16)"),
+        ("bf16(x), bf16(W1)", "7 mantissa bits (bfloat16)"),
+    ],
+)
+def test_reduced_precision_in_a_numpy_predict_is_named(tmp_path, data_dir, rounding, named):
+    """A first layer just beyond its float32 bound, by a rounding of its inputs: the bound decides."""
+    bf16 = "\ndef bf16(v):\n    return (v.astype(np.float32).view(np.uint32) + 0x8000 & 0xFFFF0000).view(np.float32)\n"
+    source = BOOK.replace("\ndef predict(", bf16 + "\n\ndef predict(").replace(
+        "    a1 = np.dot(x, W1) + b1\n    z1 = sigmoid(a1)\n    a2 = np.dot(z1, W2) + b2\n    z2 = sigmoid(a2)\n    a3 = np.dot(z2, W3) + b3\n    y = softmax",
+        f"    a1 = np.dot({rounding}).astype(np.float32) + b1\n    z1 = sigmoid(a1)\n    a2 = np.dot(z1, W2) + b2\n    z2 = sigmoid(a2)\n    a3 = np.dot(z2, W3) + b3\n    y = softmax",
+    )
+    (tmp_path / "port.py").write_text(source)
+    (predict,) = [
+        f
+        for f in check_port(tmp_path / "port.py", data_dir)["findings"]
+        if f["what"].startswith("predict")
+    ]
+    assert predict["verdict"] == "WRONG" and predict["text"].startswith("first diverges at a1")
+    assert named in predict["text"], predict["text"]
+
+
+def test_an_element_exactly_at_its_bound_is_within_and_nan_only_matches_nan():
+    from dlfs_ch3.port_verdicts import _beyond
+
+    truth = np.array([1.0, 2.0, np.nan, np.inf, 0.0])
+    bound = np.array([0.5, 0.5, 0.5, 0.5, 0.5])
+    bad, ratio = _beyond(np.array([1.5, 2.0, np.nan, np.inf, 0.25]), truth, bound)
+    assert not bad.any() and ratio == 1.0
+    bad, _ = _beyond(np.array([1.5000001, 2.0, 1.0, -np.inf, np.nan]), truth, bound)
+    assert bad.tolist() == [True, False, True, True, True]
