@@ -7,7 +7,7 @@ the book's ``-log(y + 1e-7)`` would bend the gradient away from ``(y - t) / N``.
 import numpy as np
 
 from .errors import InputShapeError
-from .network import LAYER_NAMES, _forward, check_input, check_network
+from .network import LAYER_NAMES, check_input, check_network, forward_layers
 
 
 def affine_backward(dout, x, W):
@@ -61,7 +61,7 @@ def loss_and_gradients(network, x, t):
         raise InputShapeError(f"expected a batch (N, {x.shape[-1]}) with N >= 1, got {x.shape}")
     W1, W2, W3 = (np.asarray(network[k], dtype=x.dtype) for k in ("W1", "W2", "W3"))
     t = one_hot(check_targets(t, W3.shape[1], len(x)), W3.shape[1], x.dtype)
-    f = _forward(network, x)
+    f = forward_layers(network, x)
     loss, _, da3 = softmax_with_loss(f["a3"], t)
     dz2, dW3, db3 = affine_backward(da3, f["z2"], W3)
     da2 = sigmoid_backward(dz2, f["z2"])
@@ -79,7 +79,7 @@ def numerical_gradients(network, x, t, h=1e-4):
     x = np.asarray(x)
     net = {k: np.array(network[k], dtype=x.dtype) for k in LAYER_NAMES}
     t = one_hot(t, net["W3"].shape[1], x.dtype)
-    loss = lambda: float(softmax_with_loss(_forward(net, x)["a3"], t)[0])  # noqa: E731
+    loss = lambda: float(softmax_with_loss(forward_layers(net, x)["a3"], t)[0])  # noqa: E731
     grads = {k: np.zeros_like(w) for k, w in net.items()}
     for k, w in net.items():
         for i in np.ndindex(w.shape):

@@ -78,22 +78,35 @@ def check_input(x, n_features):
     return x
 
 
-def forward_layers(network, x, output=softmax):
-    """``{a1, z1, a2, z2, a3, y}`` of one forward pass, computed in ``x``'s dtype; ``y = output(a3)``."""
+def checked(network, x):
+    """``x`` as an array, once ``network`` and ``x`` pass :func:`check_network` and :func:`check_input`."""
     check_network(network)
-    return _forward(network, check_input(x, np.shape(network["W1"])[0]), output)
+    return check_input(x, np.shape(network["W1"])[0])
 
 
-def _forward(network, x, output=softmax):
-    W1, b1, W2, b2, W3, b3 = (np.asarray(network[k], dtype=x.dtype) for k in LAYER_NAMES)
+def predict(network, x, layers=None):
+    """MNIST probabilities: ``(784,) or (N, 784) float -> (10,) or (N, 10)`` in the input's dtype.
+
+    ``layers``, a dict, also receives every intermediate: a1 z1 a2 z2 a3 y.
+    """
+    x = checked(network, x)
+    W1, W2, W3 = (np.asarray(network[k], x.dtype) for k in ("W1", "W2", "W3"))
+    b1, b2, b3 = (np.asarray(network[k], x.dtype) for k in ("b1", "b2", "b3"))
+
     a1 = np.dot(x, W1) + b1
     z1 = sigmoid(a1)
     a2 = np.dot(z1, W2) + b2
     z2 = sigmoid(a2)
     a3 = np.dot(z2, W3) + b3  # b3, not the notes' b2
-    return {"a1": a1, "z1": z1, "a2": a2, "z2": z2, "a3": a3, "y": output(a3)}
+    y = softmax(a3)
+
+    if layers is not None:
+        layers.update(a1=a1, z1=z1, a2=a2, z2=z2, a3=a3, y=y)
+    return y
 
 
-def predict(network, x):
-    """MNIST probabilities: ``(784,) or (N, 784) float -> (10,) or (N, 10)`` in the input's dtype."""
-    return forward_layers(network, x)["y"]
+def forward_layers(network, x):
+    """``{a1, z1, a2, z2, a3, y}`` of :func:`predict`'s forward pass, computed in ``x``'s dtype."""
+    layers = {}
+    predict(network, x, layers)
+    return layers

@@ -101,20 +101,28 @@ class MnistNet(nn.Module):
             k: np.array(v.detach().cpu().numpy(), order="C") for k, v in self.book_layout().items()
         }
 
-    def forward_layers(self, x):
-        """``{a1, z1 (.., 50), a2, z2 (.., 100), a3 logits, y probabilities (.., 10)}``, as NumPy's."""
+    def forward(self, x, layers=None):
+        """``(784,) or (N, 784) -> (10,) or (N, 10)`` probabilities, as :func:`nn_numpy.predict`;
+        ``layers``, a dict, also receives a1 z1 a2 z2 a3 y."""
         x = check_input(x, self.fc1.in_features, self.fc1.weight.dtype)
-        a1 = self.fc1(x)
+
+        a1 = self.fc1(x)  # x @ W1 + b1
         z1 = sigmoid(a1)
         a2 = self.fc2(z1)
         z2 = sigmoid(a2)
         a3 = self.fc3(z2)
-        return {"a1": a1, "z1": z1, "a2": a2, "z2": z2, "a3": a3, "y": softmax(a3)}
+        y = softmax(a3)
+
+        if layers is not None:
+            layers.update(a1=a1, z1=z1, a2=a2, z2=z2, a3=a3, y=y)
+        return y
+
+    def forward_layers(self, x):
+        """``{a1, z1 (.., 50), a2, z2 (.., 100), a3 logits, y probabilities (.., 10)}``, as NumPy's."""
+        layers = {}
+        MnistNet.forward(self, x, layers)
+        return layers
 
     def logits(self, x):
         """``(784,) or (N, 784) -> (10,) or (N, 10)``: the scores before softmax."""
         return self.forward_layers(x)["a3"]
-
-    def forward(self, x):
-        """``(784,) or (N, 784) -> (10,) or (N, 10)`` probabilities, as :func:`nn_numpy.network.predict`."""
-        return self.forward_layers(x)["y"]

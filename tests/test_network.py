@@ -177,7 +177,7 @@ def test_the_loop_computes_in_the_dtype_the_rule_names(
     images = (
         test_images[:3] if images_dtype == np.uint8 else normalize(test_images[:3], images_dtype)
     )
-    seen = spy_on(monkeypatch, "_forward")
+    seen = spy_on(monkeypatch, "predict")
     predict_labels_loop(weights, images, dtype=dtype)
     assert [(x.shape, x.dtype) for x in seen] == [((784,), expected)] * 3
 
