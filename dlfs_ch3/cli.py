@@ -24,6 +24,7 @@ COMMANDS = {
     "evaluate": "accuracy on MNIST's test set, NumPy and torch side by side (the main job)",
     "check-port": "check your own chapter-3 code: each function against the exact result",
     "parity-report": "NumPy against torch layer by layer, and each against the exact result (--exact)",
+    "precision": "the arithmetic each device's matmul really does, measured; batch invariance",
     "benchmark": "every way of evaluating the 10,000 test images, timed side by side",
     "figures": "the chapter's plots, as PNG files",
     "sgd-steps": "a few SGD steps: the hand-written backward against autograd",
@@ -31,7 +32,7 @@ COMMANDS = {
     "gpu-check": "every GPU check in one command; writes docs/gpu.md",
     "run-notebook": "run the learners' notebook in a fresh kernel, saving or checking its outputs",
 }
-NEEDS_TORCH = ("parity-report", "figures", "sgd-steps", "gpu-check")
+NEEDS_TORCH = ("parity-report", "precision", "figures", "sgd-steps", "gpu-check")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = (
     0,
     1,

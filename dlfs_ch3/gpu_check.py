@@ -5,7 +5,8 @@
 
 Steps, each with a time limit within ``--budget`` seconds: the suite's cuda cases; ``parity-report --exact`` on
 cuda in float32 and float64, then with ``--tf32`` and ``--emulate tf32``, which it must name reduced precision;
-``benchmark``'s GPU variants at 10,000 and 10,000,000 images. Exit 0 every goal met, 1 one missed or not
+``precision``'s probe of the matmul under each setting, and batch invariance; ``benchmark``'s GPU variants
+at 10,000 and 10,000,000 images. Exit 0 every goal met, 1 one missed or not
 measured, 2 bad input or no CUDA."""
 
 import datetime
@@ -98,6 +99,12 @@ def steps(args, tmp):
         ("float64", report + ["--dtype", "float64"], 60, read_json),
         ("tf32", report + ["--tf32"], 60, read_json),
         ("emulate", report + ["--emulate", "tf32"], 60, read_json),
+        (
+            "precision",
+            command + ["precision", "--device", args.device, "--json", *data],
+            90,
+            read_json,
+        ),
         *(
             (
                 f"bench_{n}",
@@ -265,6 +272,33 @@ def judge(results):
                 ),
             )
         )
+    probe = data("precision")
+    rows = [
+        (device, r, c)
+        for device, d in (probe or {}).get("devices", {}).items()
+        for r, c in [(d["settings"], d["batch_invariance"])]
+    ]
+    slips = [
+        f"{device} {r['setting']}: the flags allow {r['claim']}, it ran as {r['measured']['format']}"
+        for device, settings, _ in rows
+        for r in settings
+        if r.get("disagree")
+    ] + [
+        f"{device} {backend}: {c['verdict']}"
+        for device, _, checks in rows
+        for backend, c in checks.items()
+        if c["verdict"].startswith("outside")
+    ]
+    goals.append(
+        (
+            "the matmul runs as its flags say, and a row alone and in a batch stays within its bound",
+            *(
+                (None, missing("precision"))
+                if probe is None
+                else (not slips, "; ".join(slips) or "yes")
+            ),
+        )
+    )
     for n, variant, goal, met, figures in [
         (
             SMALL,
@@ -345,6 +379,27 @@ def render(results, goals):
                     for side, layers in r["exact"].items()
                 ),
             ]
+    probe = (results["steps"].get("precision") or {}).get("data") or {}
+    for device, d in probe.get("devices", {}).items():
+        lines += [
+            "",
+            f"`dlfs-ch3 precision` on {device}: float32 matmuls measured (stored fraction bits kept)",
+            "",
+            "| setting | flags allow | measured | input bits | accumulator bits |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r['setting']} | {r.get('claim', '-')} | "
+                + (
+                    f"{r['measured']['format']} | {r['measured']['input_bits']} | "
+                    f"{r['measured']['accumulator_bits']} |"
+                    if r["measured"]
+                    else "not on this device | | |"
+                )
+                for r in d["settings"]
+            ),
+            "",
+            *(f"batch invariance, {b}: {c['verdict']}" for b, c in d["batch_invariance"].items()),
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -102,18 +102,42 @@ def all_met():
                 rc=1,
             ),
             "emulate": step(exact_report(ratio=4.7, precision="tf32", beyond=TF32), rc=1),
+            "precision": step(precision_report()),
             "bench_10000": step(bench("torch_cuda_with_copy", 0.8, 1.2e7)),
             "bench_10000000": step(bench("torch_cuda", 50.0, 2e8)),
         },
     }
 
 
+def precision_report(measured="fp32", verdict="bitwise equal"):
+    """``dlfs-ch3 precision --json``'s shape: the default setting measured as ``measured``."""
+    row = lambda setting, claim, fmt, bits: {  # noqa: E731
+        "setting": setting,
+        "claim": claim,
+        "measured": {"format": fmt, "input_bits": bits, "accumulator_bits": 23, "wide_range": True},
+        "disagree": {"fp32": 23, "tf32": 10, "bf16": 7}[fmt] < {"fp32": 23, "tf32": 10}[claim],
+    }
+    bits = {"fp32": 23, "tf32": 10, "bf16": 7}[measured]
+    return {
+        "devices": {
+            "cuda:0": {
+                "settings": [
+                    row("default", "fp32", measured, bits),
+                    row("allow_tf32", "tf32", "tf32", 10),
+                ],
+                "batch_invariance": {"torch": {"verdict": verdict, "max_ulps": 0, "ulps": {}}},
+            }
+        }
+    }
+
+
 def test_every_goal_met_exits_0_and_the_report_says_so(gpu_check):
     results = all_met()
     goals = gpu_check.judge(results)
-    assert len(goals) == 6 and all(met is True for _, met, _ in goals), goals
+    assert len(goals) == 7 and all(met is True for _, met, _ in goals), goals
     text = gpu_check.render(results, goals)
-    assert text.count("| **met** |") == 6 and "dry run" not in text
+    assert text.count("| **met** |") == 7 and "dry run" not in text
+    assert "| allow_tf32 | tf32 | tf32 | 10 | 23 |" in text
     for fact in (
         "NVIDIA H200",
         "570.1",
@@ -127,6 +151,18 @@ def test_every_goal_met_exits_0_and_the_report_says_so(gpu_check):
 
 
 MISSED = [
+    (
+        lambda s: s["precision"].update(data=precision_report(measured="tf32")),
+        "runs as its flags say",
+        "cuda:0 default: the flags allow fp32, it ran as tf32",
+    ),
+    (
+        lambda s: s["precision"].update(
+            data=precision_report(verdict="outside the proven bound: a bug")
+        ),
+        "runs as its flags say",
+        "cuda:0 torch: outside the proven bound: a bug",
+    ),
     (
         lambda s: s["bench_10000"].update(data=bench("torch_cuda_with_copy", 1.5, 6e6)),
         "at most 1 ms",
@@ -203,6 +239,7 @@ NOT_MEASURED = [
         "cuda cases pass",
         "no cuda case ran",
     ),
+    (lambda s: s.pop("precision"), "runs as its flags say", "not measured: no precision result"),
     (
         lambda s: s["tf32"].update(data=None, rc=3, error="Traceback"),
         "real TF32",
@@ -236,6 +273,7 @@ def test_every_command_is_accepted_by_its_own_parser(gpu_check, load_command, tm
         "float64",
         "tf32",
         "emulate",
+        "precision",
         "bench_10000",
         "bench_10000000",
     ]
@@ -281,7 +319,7 @@ def test_a_dry_run_on_cpu_writes_the_report_whole(gpu_check, monkeypatch, tmp_pa
     assert gpu_check.main(["--device", "cpu", "--out", str(out), "--budget", "5"]) == 1
     text = out.read_text()
     assert (
-        text.count("| - | - | not run: ") == 7
+        text.count("| - | - | not run: ") == 8
         and "Device: **cpu** (a dry run of the commands, not a GPU check)" in text
     )
     assert os.listdir(tmp_path) == ["gpu.md"]
