@@ -72,6 +72,24 @@ def pytest_configure(config):
         config._nn_no_data = " ".join(str(err).split(": run `")[0].split())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _torch_cache_in_tmp_path(tmp_path_factory):
+    """torch's compile cache (an SGD step makes one) under pytest's temporary folder, not $TMPDIR's."""
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("torchinductor"))
+
+
+def pytest_unconfigure(config):
+    """Nothing left in $TMPDIR: pytest's own folders are removed (tmp_path_retention_policy) but
+    their parent, pytest-of-<user>, stays unless empty and removed here."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    if basetemp is not None and getattr(factory, "_given_basetemp", None) is None:
+        try:
+            basetemp.parent.rmdir()
+        except OSError:  # another run's folders are still in it
+            pass
+
+
 def pytest_collection_modifyitems(config, items):
     """Without the data, the tests that need it are deselected: not run, and not counted as passed or skipped."""
     if config._nn_no_data is None:

@@ -9,7 +9,9 @@ which needs a top-2 margin below 1e-7; MNIST's smallest is 1.2e-3); only
 model in the dtype computed in (see :func:`predict_labels` for the dtype rule).
 """
 
+import contextlib
 import copy
+import os
 import sys
 
 import numpy as np
@@ -58,6 +60,22 @@ def _checked(model, images, batch_size, dtype):
 # docs/benchmarks.md). On a GPU, or for a model with its own forward, None means all N at
 # once, halved on out-of-memory.
 CPU_CHUNK = 2048
+# Batches up to this size run on one CPU thread: their matmuls gain nothing from threads, and spinning
+# OpenMP threads collapse beside other work (a per-image loop took 24.5 s beside a torch process, not
+# 1.55 s). Larger ones use at most the cores this process may run on.
+ONE_THREAD_UP_TO = 256
+
+
+@contextlib.contextmanager
+def cpu_threads(batch_size):
+    """torch's CPU threads for batches of ``batch_size`` inside the block; the count is put back."""
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(1 if batch_size <= ONE_THREAD_UP_TO else max(1, min(before, cores or 1)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _fused(model):
@@ -112,7 +130,8 @@ def _evaluate(model, images, batch_size, device, dtype, probabilities):
     result = result if device.type == "cpu" else torch.empty_like(result, device=device)
     divisor = torch.full((), 255, dtype=dtype, device=device)
     said_oom, i, buffers = False, 0, None
-    with torch.inference_mode(), full_precision():
+    threads = cpu_threads(batch_size) if device.type == "cpu" else contextlib.nullcontext()
+    with torch.inference_mode(), full_precision(), threads:
         while i < n:
             j = min(i + batch_size, n)
             try:

@@ -5,8 +5,6 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,10 +161,15 @@ ERROR_KINDS = (
     "ends inside the header",
     "bytes, but the file holds",
 )
-_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="idx-fuzz-"))
 
 
-def check_arbitrary(content, wrapping, position):
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory):
+    """One folder for every fuzzed file: hypothesis runs no function-scoped fixtures."""
+    return tmp_path_factory.mktemp("idx-fuzz")
+
+
+def check_arbitrary(folder, content, wrapping, position):
     """``wrapping``: raw bytes, their gzip, or that gzip cut at ``position`` or with the byte there flipped.
 
     A damaged gzip that still decodes (a flipped mtime byte) must give the array of the original bytes.
@@ -177,7 +180,7 @@ def check_arbitrary(content, wrapping, position):
         data = data[:position]
     if wrapping == "gzip flipped":
         data = data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
-    path = write(_FUZZ_DIR, "fuzz.idx", data)
+    path = write(folder, "fuzz.idx", data)
     try:
         array = read_idx(path)
     except DataCorruptedError as err:
@@ -214,8 +217,10 @@ def idx_like():
     st.sampled_from(["raw", "gzip", "gzip cut", "gzip flipped"]),
     st.integers(0, 2**16),
 )
-def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(content, wrapping, position):
-    check_arbitrary(content, wrapping, position)
+def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(
+    fuzz_dir, content, wrapping, position
+):
+    check_arbitrary(fuzz_dir, content, wrapping, position)
 
 
 # --- memory: one copy of the data, and nothing allocated for a header the file cannot back -----------

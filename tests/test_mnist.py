@@ -11,7 +11,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -383,16 +382,17 @@ def test_a_fifo_in_the_caches_place_is_one_line_not_a_hang(data_copy):
     assert stat.S_ISFIFO(os.lstat(cache).st_mode)
 
 
-_CACHE_FUZZ = Path(
-    tempfile.mkdtemp(prefix="cache-fuzz-")
-)  # a data dir of its own: hypothesis runs no fixtures
+@pytest.fixture(scope="module")
+def cache_fuzz(tmp_path_factory):
+    """A data dir of its own, for every example: hypothesis runs no function-scoped fixtures."""
+    return tmp_path_factory.mktemp("cache-fuzz")
 
 
 @given(st.data())
-def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, data):
+def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, cache_fuzz, data):
     """The labels' cache replaced by arbitrary bytes, a mutated good cache, or a .npy of the right
     header and random content: the loaded labels are always the real ones."""
-    source = _CACHE_FUZZ / "mnist" / LABELS
+    source = cache_fuzz / "mnist" / LABELS
     if not source.exists():
         source.parent.mkdir(exist_ok=True)
         shutil.copyfile(mnist_dir / LABELS, source)
@@ -416,6 +416,6 @@ def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, dat
         )
     cache = source.with_name(f"{LABELS[:-3]}.{MNIST_FILES[LABELS][:16]}.npy")
     cache.write_bytes(content)
-    labels = mnist._load_file(_CACHE_FUZZ, f"mnist/{LABELS}", _CACHE_FUZZ)[0]
+    labels = mnist._load_file(cache_fuzz, f"mnist/{LABELS}", cache_fuzz)[0]
     event(kind + (": used" if cache.read_bytes() == content else ": rewritten"))
     np.testing.assert_array_equal(labels, reference[1])

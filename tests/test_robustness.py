@@ -16,8 +16,11 @@ from dlfs_ch3.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 # The commands that take the data options (fetch-data only fills a folder, run-notebook reads no data,
-# gpu-check takes no --weights or --images), and the book's two scripts, which take them too.
-SCRIPTS = [c for c in COMMANDS if c not in ("fetch-data", "run-notebook", "gpu-check")] + [
+# gpu-check takes no --weights or --images, check-port takes a reader's code), and the book's two
+# scripts, which take them too.
+SCRIPTS = [
+    c for c in COMMANDS if c not in ("fetch-data", "run-notebook", "gpu-check", "check-port")
+] + [
     "neuralnet_mnist.py",
     "neuralnet_mnist_batch.py",
 ]

@@ -8,9 +8,7 @@ import pickletools
 import re
 import subprocess
 import sys
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -725,11 +723,14 @@ def npz_seeds():
     return seeds
 
 
-_NPZ_FUZZ = Path(tempfile.mkdtemp(prefix="npz-fuzz-")) / "w.npz"
+@pytest.fixture(scope="module")
+def npz_fuzz(tmp_path_factory):
+    """The one file every example writes: hypothesis runs no function-scoped fixtures."""
+    return tmp_path_factory.mktemp("npz-fuzz") / "w.npz"
 
 
 @given(st.data())
-def test_mutated_npz_gives_weights_or_a_weights_error(npz_seeds, data):
+def test_mutated_npz_gives_weights_or_a_weights_error(npz_seeds, npz_fuzz, data):
     """Bytes replaced, inserted or cut anywhere, most often in the zip and .npy headers at either end."""
     seed = data.draw(st.sampled_from(npz_seeds))
     position = data.draw(
@@ -738,12 +739,12 @@ def test_mutated_npz_gives_weights_or_a_weights_error(npz_seeds, data):
         )
     )
     how = data.draw(st.sampled_from(["replace", "insert", "truncate"]))
-    _NPZ_FUZZ.write_bytes(mutate(seed, position, data.draw(st.binary(min_size=1, max_size=8)), how))
+    npz_fuzz.write_bytes(mutate(seed, position, data.draw(st.binary(min_size=1, max_size=8)), how))
     try:
-        weights = load_npz(_NPZ_FUZZ)
+        weights = load_npz(npz_fuzz)
     except WeightsError as err:
-        assert str(err).startswith(f"{_NPZ_FUZZ}: ") and "\n" not in str(err), str(err)
-        reason = str(err)[len(str(_NPZ_FUZZ)) + 2 :]
+        assert str(err).startswith(f"{npz_fuzz}: ") and "\n" not in str(err), str(err)
+        reason = str(err)[len(str(npz_fuzz)) + 2 :]
         event(
             f"WeightsError: {reason.split(' (')[1].split(':')[0] if reason.startswith('not a loadable') else reason[:30]}"
         )
