@@ -199,7 +199,7 @@ def reference(weights, pixels, cache_dir=None, chunk=1000):
     )
     if path and is_writable(cache_dir) and np.isfinite(table).all():
         try:
-            with atomic_write(path) as file:
+            with atomic_write(path, follow=False) as file:
                 np.save(file, table, allow_pickle=False)
         except (OSError, NNError) as err:  # the cache saves time, nothing more
             warnings.warn(f"the exact reference was not cached: {err}", stacklevel=2)

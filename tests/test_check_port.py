@@ -242,6 +242,7 @@ def torch_slips(tmp_path_factory, data_dir, needs_torch):
     return check_port(slipped(tmp_path_factory.mktemp("torch") / "slips", files), data_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SLIPS)
 def test_each_numpy_slip_is_named_with_its_layer(numpy_slips, name):
     _, _, what, diagnosis = SLIPS[name]
@@ -262,6 +263,7 @@ def test_each_torch_slip_is_named(torch_slips, name):
     assert all(f["what"].startswith(("nn.Module model (Net, ", name)) for f in mine), mine
 
 
+@pytest.mark.slow  # a child process each: seconds
 @pytest.mark.parametrize("port", ["book_chapter3.py", "torch_chapter3.py"])
 def test_a_clean_port_is_all_ok_and_its_report_short(port, data_dir, tmp_path, needs_torch):
     if port.startswith("torch"):
@@ -296,6 +298,7 @@ def test_a_clean_port_is_all_ok_and_its_report_short(port, data_dir, tmp_path, n
     )
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_the_books_layout_runs_without_network_or_weights_beside_it(tmp_path, data_dir):
     """ch03/ beside common/ and dataset/: the book's dataset/mnist.py (here one that would download)
     is never run, common.functions is the reader's, sample_weight.pkl is the project's copy."""
@@ -325,6 +328,7 @@ def test_the_books_layout_runs_without_network_or_weights_beside_it(tmp_path, da
     assert check_port(tmp_path / "ch03", data_dir)["found"] == report["found"]  # ch03/ itself, too
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_weights_beside_the_script_are_the_readers_and_an_absolute_path_elsewhere_is_ours(
     tmp_path, data_dir
 ):
@@ -341,6 +345,7 @@ def test_weights_beside_the_script_are_the_readers_and_an_absolute_path_elsewher
     ]
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_a_module_name_with_a_package_qualified_dataset_import(tmp_path, data_dir, monkeypatch):
     package = tmp_path / "mybooks"
     (package / "dataset").mkdir(parents=True)
@@ -353,6 +358,7 @@ def test_a_module_name_with_a_package_qualified_dataset_import(tmp_path, data_di
     assert report["ok"] and report["files"] == ["mybooks.chapter3"] and len(report["found"]) == 9
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_a_crash_at_the_top_names_the_readers_line_and_an_endless_loop_is_stopped(
     tmp_path, data_dir
 ):
@@ -378,6 +384,7 @@ def test_a_crash_at_the_top_names_the_readers_line_and_an_endless_loop_is_stoppe
     ]
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_exit_codes_and_labels(run_in_process, data_dir, tmp_path, assert_one_line_error):
     code, out, err = run_in_process(
         "check-port", PORTS / "book_chapter3.py", "--data-dir", data_dir
@@ -412,6 +419,7 @@ def test_exit_codes_and_labels(run_in_process, data_dir, tmp_path, assert_one_li
     ]  # nothing left
 
 
+@pytest.mark.slow  # a child process each: seconds
 def test_the_notes_port_gets_each_of_its_slips_named(data_dir):
     """The reader's notes, as their own files (``from sigmoid import *``): np.int, predict with no
     bias, a one-row softmax used on batches; several slips in one predict, each named."""
@@ -429,10 +437,14 @@ def test_the_notes_port_gets_each_of_its_slips_named(data_dir):
     assert "sums over the whole batch" in wrong["softmax"]
 
 
+@pytest.mark.slow  # a child process each: seconds
 @pytest.mark.parametrize(
     "rounding, named",
     [
-        ("x.astype(np.float16), W1.astype(np.float16)", "10 mantissa bits (TF32, or float16)"),
+        (
+            "x.astype(np.float16).astype(np.float32), W1.astype(np.float16).astype(np.float32)",
+            "10 mantissa bits (TF32, or float16)",
+        ),
         ("bf16(x), bf16(W1)", "7 mantissa bits (bfloat16)"),
     ],
 )

@@ -232,3 +232,45 @@ def test_read_regular_refuses_a_file_larger_than_its_limit_before_reading(tmp_pa
     assert str(raised.value) == f"{path}: 3.0 GiB, more than any test file can be (1.0 MiB at most)"
     path.write_bytes(b"x" * 10)
     assert read_regular(path, 10) == b"x" * 10
+
+
+def test_a_cache_write_replaces_a_planted_symlink_and_leaves_its_target_alone(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    cache = tmp_path / "data" / "labels.npy"
+    cache.parent.mkdir()
+    cache.symlink_to(victim)
+    with atomic_write(cache, follow=False) as file:
+        file.write(b"cache")
+    assert victim.read_text() == "precious" and not cache.is_symlink()
+    assert cache.read_bytes() == b"cache"
+
+
+def test_the_exact_cache_and_the_decoded_cache_never_follow_a_planted_symlink(
+    tmp_path, data_dir, weights, test_set
+):
+    from nn_numpy import exact
+    from nn_numpy.data.fetch import FILES
+    from nn_numpy.data.mnist import load_mnist_test
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "data"
+    (folder / "mnist").mkdir(parents=True)
+    for name in (
+        "sample_weight.pkl",
+        "mnist/t10k-images-idx3-ubyte.gz",
+        "mnist/t10k-labels-idx1-ubyte.gz",
+    ):
+        (folder / name).symlink_to(data_dir / name)
+    labels = "mnist/t10k-labels-idx1-ubyte.gz"
+    decoded = folder / f"{labels[:-3]}.{FILES[labels][1][:16]}.npy"
+    decoded.symlink_to(victim)
+    load_mnist_test(data_dir=folder)
+    exact.reference(weights, test_set[0][:3], cache_dir=folder)
+    (cached,) = folder.glob("exact-*.npy")
+    cached.unlink()
+    cached.symlink_to(victim)
+    exact.reference(weights, test_set[0][:3], cache_dir=folder)
+    assert victim.read_text() == "precious"
+    assert not decoded.is_symlink() and not cached.is_symlink()

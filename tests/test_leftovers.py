@@ -137,6 +137,7 @@ def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_th
         name
     ) in stale:  # a killed writer's, and pids no process can have (one made every run exit 3)
         (folder / name).write_bytes(b"\x93NUMPY")
+        aged(folder / name)
     keep = {
         f"{CACHE}.{os.getpid()}.l1ve_abc.tmp": b"\x93NUMPY",  # a live writer's
         "notes.1.abcdefgh.tmp": b"mine",
@@ -152,9 +153,30 @@ def test_sigkill_leaves_no_partial_file_and_a_killed_writers_file_is_swept_by_th
     assert listing(folder) == sorted(names + caches + list(keep) + ["probe"])
 
 
+def aged(path, seconds=120):
+    """``path`` made ``seconds`` old: the sweep leaves anything younger than a minute alone."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_fresh_leftover_is_kept_whatever_its_pid_and_an_old_one_of_a_dead_pid_swept(tmp_path):
+    """A pid not running here may be a live writer in another pid namespace, container or NFS client."""
+    dead = killed_writer(tmp_path / "probe")
+    (tmp_path / "probe").unlink()
+    fresh, old = (
+        tmp_path / f"sample_weight.pkl.{dead}.{tag}.tmp" for tag in ("fresh123", "old12345")
+    )
+    for path in (fresh, old):
+        path.write_bytes(b"\x80")
+    aged(old)
+    aged(fresh, 50)
+    assert remove_stale_leftovers(tmp_path) == [old.name] and fresh.exists()
+
+
 def test_a_read_only_folder_is_left_alone(tmp_path):
     leftover = tmp_path / f"{CACHE}.2147483648.abcdefgh.tmp"
     leftover.write_bytes(b"\x93NUMPY")
+    aged(leftover)
     tmp_path.chmod(0o555)
     try:
         assert remove_stale_leftovers(tmp_path) == [] and leftover.exists()
@@ -181,5 +203,6 @@ def test_fetching_the_weights_sweeps_the_data_dir(weights_only):
     dead = killed_writer(weights_only / "probe")
     (weights_only / "probe").unlink()
     (weights_only / f"sample_weight.pkl.{dead}.abcdefgh.tmp").write_bytes(b"\x80")
+    aged(weights_only / f"sample_weight.pkl.{dead}.abcdefgh.tmp")
     fetch("sample_weight.pkl", weights_only)
     assert listing(weights_only) == ["sample_weight.pkl"]

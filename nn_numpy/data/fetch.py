@@ -392,8 +392,12 @@ _LEFTOVER = re.compile(
 )
 
 
+FRESH_S = 60  # a leftover this young may be a live write from a pid not visible here (a container)
+
+
 def remove_stale_leftovers(folder):
-    """Delete what killed runs of this project left in ``folder``, by name, once their pid is gone; their names.
+    """Delete what killed runs of this project left in ``folder``, by name, once their pid is gone
+    and they are more than a minute old; their names.
 
     A read-only folder is left alone, and nothing here ever fails a run.
     """
@@ -405,6 +409,7 @@ def remove_stale_leftovers(folder):
                 if (
                     match
                     and entry.is_file(follow_symlinks=False)
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > FRESH_S
                     and not _running(int(match["pid"]))
                 ):
                     os.unlink(entry.path)

@@ -120,20 +120,24 @@ def new_file_mode():
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb", what=None):
+def atomic_write(path, mode="wb", what=None, follow=True):
     """``with atomic_write(path) as file: ...``: ``path`` ends whole or untouched (see the module's table).
 
     The temporary file is ``<name>.<pid>.<random>.tmp`` beside the target, so a later run can tell a
     killed run's leftover. An OSError becomes one :class:`NNError` line ``cannot <what>: <reason>``.
+    ``follow=False``, for the project's own caches: a symlink at ``path`` is replaced, never followed,
+    so one planted in a data dir cannot turn a cache write onto a file elsewhere.
     """
     path = Path(path)
     what = what or f"write {path}"
     try:
-        target = Path(os.path.realpath(path))
+        target = Path(os.path.realpath(path)) if follow else Path(os.path.abspath(path))
         try:
-            st = os.stat(target)
+            st = os.stat(target) if follow else os.lstat(target)
         except FileNotFoundError:
             st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            st = None  # the link itself is replaced
         if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
             with open(target, mode) as file:
                 yield file

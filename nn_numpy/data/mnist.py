@@ -123,7 +123,7 @@ def _write_cache(cache, array):
     """Save the cache atomically; a read-only dir or a full disk just means no cache this time."""
     if is_writable(cache.parent):
         try:
-            with atomic_write(cache) as file:
+            with atomic_write(cache, follow=False) as file:
                 np.save(file, array, allow_pickle=False)
         except NNError:
             pass
