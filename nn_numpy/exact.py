@@ -9,6 +9,7 @@ checks it against Python's ``decimal``). :func:`bounds` gives, per element, High
 bound on a side's error, or the probabilistic one of Higham and Mary (2019); docs/exact.md derives both.
 """
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -189,6 +190,8 @@ def reference(weights, pixels, cache_dir=None, chunk=1000):
         with open_regular(path) as file:
             layers = split(read_npy(file, expected))
         if is_reference(weights, pixels, layers):
+            with contextlib.suppress(OSError):
+                os.utime(path)  # the least recently used cache is the one evicted
             return layers
     except Exception:  # absent, damaged, not a .npy, a FIFO, or another table: computed again
         pass
@@ -203,7 +206,28 @@ def reference(weights, pixels, cache_dir=None, chunk=1000):
                 np.save(file, table, allow_pickle=False)
         except (OSError, NNError) as err:  # the cache saves time, nothing more
             warnings.warn(f"the exact reference was not cached: {err}", stacklevel=2)
+        evict(cache_dir)
     return split(table)
+
+
+CACHES_KEPT = 2  # 51 MB each for the test set: the two most recently used stay
+
+
+def evict(cache_dir, keep=CACHES_KEPT):
+    """Remove all but the ``keep`` most recently used exact caches (regular files) in ``cache_dir``."""
+    import os
+    import re
+    import stat
+
+    found = []
+    for entry in os.scandir(cache_dir):
+        if re.fullmatch(r"exact-[0-9a-f-]+\.npy", entry.name):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                found.append((st.st_mtime, entry.path))
+    for _, path in sorted(found, reverse=True)[keep:]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def is_reference(weights, pixels, layers, rows=2):

@@ -205,3 +205,20 @@ def test_compare_counts_nan_and_inf_as_infinitely_far():
     f = exact.compare(side, (hi, 0 * hi), np.full((1, 2), 1e-7), np.full((1, 2), 1e-8))
     assert f["max_abs_error"] == f["max_error_over_bound"] == np.inf
     assert f["max_error_over_probabilistic_bound"] == np.inf
+
+
+def test_at_most_two_exact_caches_are_kept_the_least_recently_used_evicted(
+    weights, test_set, tmp_path
+):
+    first, second, third = (test_set[0][i : i + 2] for i in (0, 2, 4))
+    paths = []
+    for pixels in (first, second):
+        exact.reference(weights, pixels, cache_dir=tmp_path)
+        paths.append(max(tmp_path.glob("exact-*.npy"), key=os.path.getmtime))
+        os.utime(
+            paths[-1], (1e9 + len(paths), 1e9 + len(paths))
+        )  # an order mtimes' resolution keeps
+    exact.reference(weights, first, cache_dir=tmp_path)  # used again: now the most recent
+    exact.reference(weights, third, cache_dir=tmp_path)
+    kept = set(tmp_path.glob("exact-*.npy"))
+    assert len(kept) == 2 and paths[0] in kept and paths[1] not in kept
