@@ -27,7 +27,15 @@ from nn_numpy.data.files import atomic_write, is_writable
 from nn_numpy.errors import NNError
 from nn_numpy.network import BOOK_ACCURACY
 
-from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int
+from .cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ArgumentParser,
+    add_data_args,
+    load_inputs,
+    positive_int,
+    torch_problem,
+)
 
 VARIANTS = (
     "book_loop",
@@ -136,8 +144,9 @@ def build_variants(names, weights, images):
     }
     runs.update({n: (book[n], no_sync) for n in names if n in book})
     torch_names = [n for n in names if "torch" in n]
-    if torch_names and importlib.util.find_spec("torch") is None:
-        left_out.append(f"{', '.join(torch_names)}: torch is not installed")
+    problem = torch_problem() if torch_names else None
+    if problem:
+        left_out.append(f"{', '.join(torch_names)}: {problem}")
     elif torch_names:
         import torch
 

@@ -66,14 +66,23 @@ def main(argv=None):
     run_command(argv[0], argv[1:])
 
 
+def torch_problem():
+    """None if torch imports, else why not, in words: not installed, or installed but broken."""
+    if importlib.util.find_spec("torch") is None:
+        return "pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)"
+    try:
+        import torch  # noqa: F401
+    except (ImportError, OSError) as err:  # a missing libtorch_cpu.so, a half-removed install
+        text = " ".join(str(err).split())[:160]
+        return f"torch is installed but `import torch` fails ({type(err).__name__}: {text}): reinstall it"
+    return None
+
+
 def run_command(name, argv=None):
     """Run the subcommand ``name`` with ``argv`` (default: the process's) and exit with its code."""
-    if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
-        print(
-            f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the "
-            "CPU build)",
-            file=sys.stderr,
-        )
+    problem = torch_problem() if name in NEEDS_TORCH else None
+    if problem:
+        print(f"error: dlfs-ch3 {name} needs PyTorch: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     ArgumentParser.prog_name = f"dlfs-ch3 {name}"
     run_main(importlib.import_module(f"dlfs_ch3.{name.replace('-', '_')}").main, argv)

@@ -9,11 +9,20 @@ Exit codes: 0 success, 1 the backends disagree, 2 bad input or environment.
 
 import importlib.util
 import json
+import sys
 import time
 
 from nn_numpy.errors import NNError
 
-from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, load_inputs, positive_int
+from .cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ArgumentParser,
+    add_data_args,
+    load_inputs,
+    positive_int,
+    torch_problem,
+)
 
 
 def parse_args(argv):
@@ -72,15 +81,17 @@ def run_torch(weights, images, args, device):
 
 def main(argv=None):
     args = parse_args(argv)
-    has_torch = importlib.util.find_spec("torch") is not None
+    problem = None if args.backend == "numpy" else torch_problem()
     backends = {
         "numpy": ["numpy"],
         "torch": ["torch"],
         "both": ["numpy", "torch"],
-        "auto": ["numpy", "torch"] if has_torch else ["numpy"],
+        "auto": ["numpy"] if problem else ["numpy", "torch"],
     }[args.backend]
-    if "torch" in backends and not has_torch:
-        raise NNError(f"--backend {args.backend} needs PyTorch: pip install 'dlfs-ch3[torch]'")
+    if "torch" in backends and problem:
+        raise NNError(f"--backend {args.backend} needs PyTorch: {problem}")
+    if args.backend == "auto" and problem and importlib.util.find_spec("torch") is not None:
+        print(f"note: evaluating with NumPy alone: {problem}", file=sys.stderr)
     device = "cpu"
     if "torch" in backends:  # checked before any data is loaded
         from nn_torch.device import check_dtype, resolve_device
@@ -126,7 +137,7 @@ def main(argv=None):
             )
         )
     else:
-        if args.backend == "auto" and not has_torch:
+        if args.backend == "auto" and problem and importlib.util.find_spec("torch") is None:
             print("torch is not installed: numpy only (pip install 'dlfs-ch3[torch]' for both)")
         print(f"{len(images)} images from {source}")
         print(

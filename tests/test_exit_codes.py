@@ -426,3 +426,41 @@ def test_a_bad_data_dir_is_one_line(run_in_process, tmp_path, data_dir_is):
         and err.count("\n") == 1
         and err.startswith(f"error: data dir {path}")
     ), err
+
+
+@pytest.fixture(scope="module")
+def broken_torch(tmp_path_factory):
+    """A ``torch`` whose import fails as a half-removed install does: a PYTHONPATH that shadows it."""
+    folder = tmp_path_factory.mktemp("broken-torch")
+    (folder / "torch").mkdir()
+    (folder / "torch" / "__init__.py").write_text(
+        'raise OSError("libtorch_cpu.so: cannot open shared object file: No such file or directory")\n'
+    )
+    return {"PYTHONPATH": str(folder)}
+
+
+@pytest.mark.parametrize("command", ["parity-report", "precision", "figures", "sgd-steps"])
+def test_a_broken_torch_is_one_line_for_the_commands_that_need_it(
+    command, broken_torch, run_command, assert_one_line_error
+):
+    assert_one_line_error(
+        run_command(command, env=broken_torch),
+        f"dlfs-ch3 {command} needs PyTorch: torch is installed but `import torch` fails "
+        "(OSError: libtorch_cpu.so: cannot open shared object file",
+    )
+
+
+def test_a_broken_torch_leaves_evaluate_to_numpy_with_one_note(broken_torch, run_command, data_dir):
+    proc = run_command("evaluate", "--data-dir", data_dir, env=broken_torch)
+    assert proc.returncode == 0 and proc.stderr.startswith(
+        "note: evaluating with NumPy alone: torch is installed but `import torch` fails (OSError:"
+    )
+    assert (
+        proc.stderr.count("\n") == 1
+        and "numpy    cpu" in proc.stdout
+        and "torch " not in proc.stdout
+    )
+    proc = run_command("evaluate", "--backend", "both", "--data-dir", data_dir, env=broken_torch)
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: --backend both needs PyTorch: torch is installed"
+    )
