@@ -235,3 +235,53 @@ def test_weights_that_overflow_the_bounds_get_one_line_not_a_verdict(weights, te
         sides = _sides(big, test_set[0][:3])
     with pytest.raises(NNError, match="^the weights overflow: y's exact value or its proven bound"):
         against_exact(big, test_set[0][:3], sides, "float32", None)
+
+
+def _torch_side_moved(monkeypatch, layer, by):
+    """torch's ``layer`` moved by ``by(pixels)``, the other layers as computed."""
+    from nn_torch import MnistNet
+
+    real = MnistNet.forward_layers
+
+    def moved(self, x):
+        layers = real(self, x)
+        pixels = np.rint(x.double().numpy() * 255).astype(np.uint8)
+        return {
+            **layers,
+            layer: layers[layer] + torch.from_numpy(by(pixels)).to(layers[layer].dtype),
+        }
+
+    monkeypatch.setattr(MnistNet, "forward_layers", moved)
+
+
+def test_the_table_exits_1_when_parity_holds_but_an_element_is_beyond_its_bound(
+    small_set, run_in_process, monkeypatch
+):
+    _torch_side_moved(monkeypatch, "y", lambda p: np.full((len(p), 10), 2e-6))  # within 1e-5
+    code, out, _ = run_in_process("parity-report", "--device", "cpu", "--exact", *small_set[0])
+    assert "parity: OK" in out and "exact: FAILED: torch y is" in out and code == 1
+
+
+def test_a_parity_failure_fails_the_run_even_when_every_element_is_within_its_bound(
+    small_set, run_in_process, monkeypatch, weights
+):
+    from nn_numpy import exact
+
+    def half_the_bound(pixels):
+        return (
+            0.5 * exact.bounds(weights, pixels, exact.reference(weights, pixels), "float32")["a1"]
+        )
+
+    _torch_side_moved(monkeypatch, "a1", half_the_bound)
+    code, r = report(run_in_process, "--exact", *small_set[0])
+    assert r["exact_verdict"]["ok"] is True and r["layers"]["a1"]["mismatched"] > 0
+    assert code == 1 and r["ok"] is False
+
+
+def test_closer_names_the_side_nearer_the_exact_result(weights, test_set):
+    from dlfs_ch3.parity_report import against_exact
+
+    sides = _sides(weights, test_set[0][:3])
+    sides["torch"]["a3"] = sides["torch"]["a3"] + np.float32(1e-6)
+    _, closer, _ = against_exact(weights, test_set[0][:3], sides, "float32", None)
+    assert closer["a3"] == "numpy" and closer["a1"] == "tie"
