@@ -419,3 +419,28 @@ def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, cac
     labels = mnist._load_file(cache_fuzz, f"mnist/{LABELS}", cache_fuzz)[0]
     event(kind + (": used" if cache.read_bytes() == content else ": rewritten"))
     np.testing.assert_array_equal(labels, reference[1])
+
+
+def test_hand_placed_files_are_used_over_a_decoded_cache_and_never_called_verified(
+    tmp_path, reference, mnist_dir, run_command
+):
+    """The README's promise: raw files placed by hand are used when the .gz is absent, even with a
+    verified decoded cache beside them; and the output does not call their bytes verified."""
+    folder = tmp_path / "data"
+    (folder / "mnist").mkdir(parents=True)
+    (folder / "sample_weight.pkl").symlink_to(mnist_dir.parent / "sample_weight.pkl")
+    for name in (IMAGES, LABELS):
+        shutil.copyfile(mnist_dir / name, folder / "mnist" / name)
+    load_mnist_test(data_dir=folder)  # makes the decoded caches
+    assert len(list((folder / "mnist").glob("*.npy"))) == 2
+    shifted = (reference[1] + 1) % 10  # labels no cache holds
+    for name in (IMAGES, LABELS):
+        (folder / "mnist" / name).unlink()
+    (folder / "mnist" / IMAGES[:-3]).write_bytes(gzip.decompress((mnist_dir / IMAGES).read_bytes()))
+    (folder / "mnist" / LABELS[:-3]).write_bytes(idx(shifted.astype(np.uint8)))
+    x, t = load_mnist_test(normalize=False, data_dir=folder)
+    np.testing.assert_array_equal(t, shifted)
+    proc = run_command("evaluate", "--backend", "numpy", "--data-dir", folder)
+    assert proc.returncode == 0, proc.stderr
+    assert "SHA-256 verified" not in proc.stdout and "structure checked only" in proc.stdout
+    assert " 0.9352 " not in proc.stdout

@@ -177,3 +177,26 @@ def test_no_data_and_no_network_runs_the_rest_and_says_why_the_others_did_not_ru
         "Get them with `dlfs-ch3 fetch-data`, or set NN_DATA_DIR to a folder holding them "
         "(README: The data directory)"
     )
+
+
+def test_a_read_only_home_names_the_folder_that_cannot_be_made(
+    tmp_path, run_command, assert_one_line_error
+):
+    """No NN_DATA_DIR and a HOME that cannot hold the per-user cache: nothing could be downloaded,
+    and the line says why, not 'could not be downloaded' with advice to fetch there."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o555)
+    try:
+        proc = run_command(
+            "evaluate",
+            "--backend",
+            "numpy",
+            env={"HOME": str(home), "NN_DATA_DIR": "", "XDG_CACHE_HOME": ""},
+        )
+    finally:
+        home.chmod(0o755)
+    assert_one_line_error(
+        proc, f"and cannot be made: {home} is read-only, so nothing was downloaded"
+    )
+    assert "fetch-data" not in proc.stderr and list(home.iterdir()) == []

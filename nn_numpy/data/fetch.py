@@ -127,15 +127,19 @@ def gather(*loads, data_dir=None):
             missing += err.missing
     if missing:
         folder = resolve_data_dir(data_dir)
-        why = (
-            "cannot be downloaded into a read-only folder"
-            if os.path.isdir(folder) and not is_writable(folder)
-            else "could not be downloaded"
-        )
+        existing = next(p for p in (folder, *folder.parents) if os.path.lexists(p))
+        if not is_writable(existing):  # nothing was downloaded: there was nowhere to save it
+            made = "" if existing == folder else f" cannot be made: {existing} is read-only"
+            raise DataNotFoundError(
+                f"{folder} lacks {', '.join(missing)} and{made or ' is read-only'}, so nothing was "
+                "downloaded: point --data-dir / NN_DATA_DIR at a folder you can write, or at one "
+                "holding them (README: The data directory)",
+                missing,
+            )
         raise DataNotFoundError(
-            f"{folder} lacks {', '.join(missing)}, which {why}: run `dlfs-ch3 fetch-data "
-            f"--data-dir {folder}` where there is network, or copy them there (README: The data "
-            "directory), or point --data-dir / NN_DATA_DIR at a folder holding them",
+            f"{folder} lacks {', '.join(missing)}, which could not be downloaded: run `dlfs-ch3 "
+            f"fetch-data --data-dir {folder}` where there is network, or copy them there (README: "
+            "The data directory), or point --data-dir / NN_DATA_DIR at a folder holding them",
             missing,
         )
     return results

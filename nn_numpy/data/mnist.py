@@ -77,17 +77,17 @@ def load_split(split, data_dir=None):
 
 
 def _load_file(folder, name, data_dir):
-    """``(array, its source[, the hand-placed file])``: the verified cache, else a raw file placed by hand where
-    the .gz is absent, else the verified .gz."""
+    """``(array, its source[, the hand-placed file])``: a raw file placed by hand where the .gz is
+    absent (its hash unknown, said by the caller), else the verified cache, else the verified .gz."""
     path = folder / name
     digest = DECODED_SHA256.get(name)
     cache = path.with_name(f"{path.name[:-3]}.{FILES[name][1][:16]}.npy")
+    if not os.path.lexists(path) and os.path.isfile(path.with_suffix("")):  # before any cache
+        return read_idx(path.with_suffix("")), path.with_suffix(""), path.with_suffix("")
     if digest is not None:
         array = _read_cache(cache, name, digest)
         if array is not None:
             return array, cache
-    if not os.path.lexists(path) and os.path.isfile(path.with_suffix("")):
-        return read_idx(path.with_suffix("")), path.with_suffix(""), path.with_suffix("")
     array = read_idx(fetch(name, data_dir), name=path)
     if digest is not None:
         _write_cache(cache, array)
