@@ -6,7 +6,10 @@
 Headless (matplotlib's Agg backend); each PNG is written whole or not at all.
 """
 
+import contextlib
+import io
 import os
+from pathlib import Path
 
 from nn_numpy.errors import NNError
 
@@ -142,6 +145,32 @@ def plot_differences(fig, np, diff, tolerance):
     ax.legend(loc="upper right")
 
 
+def write_all(out, pngs, atomic_write):
+    """Each PNG into ``out``, made if absent; on any failure (a full disk, Ctrl-C), the files and
+    folders this call made are removed again, so nothing new is left behind."""
+    made = [p for p in [out, *map(str, Path(out).parents)] if not os.path.exists(p)][::-1]
+    written = []
+    try:
+        for folder in made:
+            os.mkdir(folder)
+        for name, png in pngs.items():
+            path = os.path.join(out, name)
+            existed = os.path.lexists(path)
+            with atomic_write(path) as file:
+                file.write(png.getvalue())
+            written += [] if existed else [path]
+    except BaseException as err:
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        if isinstance(err, OSError):
+            raise NNError(f"cannot create --out folder {out}: {err.strerror or err}") from None
+        raise
+
+
 def main(argv=None):
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -166,11 +195,13 @@ def main(argv=None):
     from nn_torch.parity import TOLERANCE
 
     out = os.path.abspath(args.out)
-    try:
-        os.makedirs(out, exist_ok=True)  # before the slow part: a bad --out fails at once
-    except OSError as err:
-        raise NNError(f"cannot create --out folder {out}: {err.strerror or err}") from err
-    weights, images, labels, _ = load_inputs(args)
+    weights, images, labels, _ = load_inputs(args)  # the inputs first: a failure makes nothing
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise NNError(f"cannot create --out folder {out}: a file is there")
+    for name in FIGURES:
+        path = os.path.join(out, name)
+        if os.path.lexists(path) and not os.path.isfile(path):
+            raise NNError(f"cannot write {path}: something other than a file is there")
     labels, probs = labels.astype(np.int64), predict(weights, normalize(images))
     predicted, torch_probs = (
         probs.argmax(axis=1),
@@ -186,15 +217,15 @@ def main(argv=None):
             fig, np, probs - torch_probs, TOLERANCE["float32"]
         ),
     }
-    for name, size in FIGURES.items():
+    pngs = {}
+    for name, size in FIGURES.items():  # every figure drawn before anything is written
         fig = plt.figure(figsize=size, dpi=DPI, layout="constrained")
-        draw[name](fig)
         try:
-            with atomic_write(
-                os.path.join(out, name)
-            ) as file:  # Ctrl-C or a full disk: no half or stray file
-                fig.savefig(file, format="png", dpi=DPI)
+            draw[name](fig)
+            pngs[name] = io.BytesIO()
+            fig.savefig(pngs[name], format="png", dpi=DPI)
         finally:
             plt.close(fig)
+    write_all(out, pngs, atomic_write)
     print(f"wrote {len(FIGURES)} figures to {out}")
     return EXIT_OK

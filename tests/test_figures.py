@@ -64,28 +64,49 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, run_in_proc
     assert blocker.read_text() == "not a folder"
 
 
-def test_an_interrupted_run_leaves_only_whole_figures(
-    tmp_path, monkeypatch, data_dir, load_command, run_in_process
+@pytest.mark.parametrize("where", ["drawing", "writing"])
+def test_an_interrupted_or_failed_run_leaves_nothing_new(
+    tmp_path, monkeypatch, data_dir, load_command, run_in_process, where
 ):
+    """Ctrl-C while the second figure is drawn, or while it is written: the first figure written
+    and the folders made are removed again."""
     from matplotlib.figure import Figure
 
-    real_savefig, saved = Figure.savefig, []
+    import nn_numpy.data.files as files
 
-    def interrupt_the_second(self, fname, **kwargs):
-        if saved:
-            fname.write(PNG_SIGNATURE)  # half a PNG, then Ctrl-C
-            raise KeyboardInterrupt
-        saved.append(fname)
-        real_savefig(self, fname, **kwargs)
+    calls = []
 
-    monkeypatch.setattr(Figure, "savefig", interrupt_the_second)
-    figures = load_command("figures")
-    assert run_in_process(figures, "--out", tmp_path)[0] == 130
-    first = next(iter(figures.FIGURES))
-    assert os.listdir(tmp_path) == [first]
-    assert png_size((tmp_path / first).read_bytes()) == tuple(
-        round(s * figures.DPI) for s in figures.FIGURES[first]
+    def second_call_interrupts(real):
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    if where == "drawing":
+        monkeypatch.setattr(Figure, "savefig", second_call_interrupts(Figure.savefig))
+    else:
+        monkeypatch.setattr(files, "atomic_write", second_call_interrupts(files.atomic_write))
+    out = tmp_path / "new" / "dir"
+    assert run_in_process(load_command("figures"), "--out", out)[0] == 130
+    assert os.listdir(tmp_path) == []
+
+
+def test_inputs_and_targets_are_checked_before_anything_is_made(tmp_path, run_in_process):
+    code, _, err = run_in_process(
+        "figures", "--out", tmp_path / "new" / "dir", "--weights", tmp_path / "no.pkl"
     )
+    assert code == 2 and "weights file not found" in err and os.listdir(tmp_path) == []
+    (tmp_path / "misclassified.png").mkdir()
+    code, _, err = run_in_process("figures", "--out", tmp_path)
+    assert (
+        code == 2
+        and err
+        == f"error: cannot write {tmp_path / 'misclassified.png'}: something other than a file is there\n"
+    )
+    assert os.listdir(tmp_path) == ["misclassified.png"]
 
 
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
