@@ -8,9 +8,9 @@ class NNError(Exception):
 class DataNotFoundError(NNError, FileNotFoundError):
     """A data or weights file is absent and could not be downloaded; ``missing`` names the data dir's."""
 
-    def __init__(self, message, missing=()):
+    def __init__(self, message, missing=(), reasons=""):
         super().__init__(message)
-        self.missing = tuple(missing)
+        self.missing, self.reasons = tuple(missing), reasons  # reasons: why each mirror failed
 
 
 class DataCorruptedError(NNError, ValueError):

@@ -117,7 +117,7 @@ def fetch(name, data_dir=None):
 
 def gather(*loads, data_dir=None):
     """Each ``load()``'s result; the files absent from all of them are named together in one error."""
-    results, missing = [], []
+    results, missing, reasons = [], [], []
     for load in loads:
         try:
             results.append(load())
@@ -125,6 +125,7 @@ def gather(*loads, data_dir=None):
             if not err.missing:
                 raise
             missing += err.missing
+            reasons.append(err.reasons)
     if missing:
         folder = resolve_data_dir(data_dir)
         existing = next(p for p in (folder, *folder.parents) if os.path.lexists(p))
@@ -136,8 +137,11 @@ def gather(*loads, data_dir=None):
                 "holding them (README: The data directory)",
                 missing,
             )
+        reasons = "; ".join(dict.fromkeys(r for r in reasons if r))
         raise DataNotFoundError(
-            f"{folder} lacks {', '.join(missing)}, which could not be downloaded: run `dlfs-ch3 "
+            f"{folder} lacks {', '.join(missing)}, which could not be downloaded"
+            + (f" ({reasons})" if reasons else "")
+            + ": run `dlfs-ch3 "
             f"fetch-data --data-dir {folder}` where there is network, or copy them there (README: "
             "The data directory), or point --data-dir / NN_DATA_DIR at a folder holding them",
             missing,
@@ -210,7 +214,7 @@ def _download(path, name, size, sha256):
         raise DataNotFoundError(
             f"{path.name} is missing and cannot be saved in {folder} (read-only); {advice}", [name]
         )
-    timeout = download_timeout()
+    timeout, failed = download_timeout(), []
     for i, url in enumerate(mirrors):
         try:
             data = _get(url, size, timeout, path.name)
@@ -219,11 +223,13 @@ def _download(path, name, size, sha256):
                     "the bytes fail the SHA-256 check (an error page or a damaged copy?)"
                 )
         except _MirrorFailed as err:
-            print(
-                f"mirror {redact(url)} failed: {err}{'; trying the next' * (i + 1 < len(mirrors))}",
-                file=sys.stderr,
-            )
+            failed.append((url, str(err)))
             continue
+        for (
+            failed_url,
+            why,
+        ) in failed:  # said once a mirror served: when none does, the error says it
+            print(f"mirror {redact(failed_url)} failed: {why}; trying the next", file=sys.stderr)
         try:
             os.makedirs(path.parent, exist_ok=True)
             with atomic_write(
@@ -243,10 +249,12 @@ def _download(path, name, size, sha256):
             raise
         print(f"downloaded {path} from {redact(url)} (SHA-256 verified)", file=sys.stderr)
         return data
+    reasons = "; ".join(dict.fromkeys(why for _, why in failed))  # each reason once
     raise DataNotFoundError(
         f"{path.name} is missing and could not be downloaded ({len(mirrors)} URL"
-        f"{'s' * (len(mirrors) > 1)} tried); {advice}",
+        f"{'s' * (len(mirrors) > 1)} tried: {reasons}); {advice}",
         [name],
+        reasons,
     )
 
 
