@@ -11,13 +11,14 @@ Exit codes: 0 ok, 1 a cell failed or a text output changed, 2 bad input or envir
 
 import copy
 import os
+import subprocess
 import sys
 import tempfile
 
 from nn_numpy.data.files import atomic_write, read_regular
 from nn_numpy.errors import NNError
 
-from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser
+from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "chapter3_numpy_to_pytorch.ipynb")
@@ -35,8 +36,7 @@ def parse_args(argv):
         action="store_true",
         help="compare the text outputs with the saved ones; write nothing",
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    return p.parse_args(argv)
+    return add_data_args(p, inputs=False).parse_args(argv)
 
 
 def read_notebook(path):
@@ -57,9 +57,12 @@ def read_notebook(path):
         raise NNError(f"{path}: not a notebook ({' '.join(str(err).split())[:200]})") from None
 
 
-def execute(nb):
-    """Execute ``nb`` in place, top to bottom, in a fresh kernel; CellExecutionError at the first failure."""
+def execute(nb, started=None):
+    """Execute ``nb`` in place, top to bottom, in a fresh kernel; CellExecutionError at the first
+    failure. ``started`` gains each cell's index as it starts: the last is the one that failed."""
     from nbclient import NotebookClient
+
+    started = [] if started is None else started
 
     env = {
         **os.environ,
@@ -74,8 +77,9 @@ def execute(nb):
             record_timing=False,
             extra_arguments=["--log-level=ERROR"],
             resources={"metadata": {"path": cwd}},
+            on_cell_start=lambda cell, cell_index: started.append(cell_index),
         )
-        client.execute(env=env)
+        client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own noise stays off
     return nb
 
 
@@ -114,21 +118,48 @@ def main(argv=None):
             "this installation holds no notebook: give the path of chapter3_numpy_to_pytorch.ipynb "
             "(notebooks/ in a clone or the sdist)"
         )
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from nn_numpy.data.fetch import TEST_SET, WEIGHTS, fetch, gather, resolve_data_dir
+
     saved = read_notebook(args.notebook)
-    executed = copy.deepcopy(saved)
+    gather(
+        *(lambda n=n: fetch(n, args.data_dir) for n in (WEIGHTS,) + TEST_SET),
+        data_dir=args.data_dir,
+    )
+    os.environ["NN_DATA_DIR"] = str(
+        resolve_data_dir(args.data_dir)
+    )  # the kernel reads the same data
+    executed, started = copy.deepcopy(saved), []
     try:
-        execute(executed)
+        execute(executed, started)
     except CellExecutionError as err:
-        failed = [
-            i
-            for i, cell in enumerate(executed.cells)
-            if any(out["output_type"] == "error" for out in cell.get("outputs", []))
-        ]
         print(
-            f"error: cell {failed[0] if failed else '?'} failed: {err.ename}: {err.evalue}",
+            f"error: cell {started[-1] if started else '?'} failed: {err.ename}: {err.evalue}",
             file=sys.stderr,
         )
         return EXIT_FAILED
+    except CellTimeoutError:
+        print(
+            f"error: cell {started[-1] if started else '?'} did not finish within {CELL_TIMEOUT_S} s",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except DeadKernelError:
+        print(
+            f"error: cell {started[-1] if started else '?'} killed the kernel (it exited, or crashed)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except (
+        OSError,
+        RuntimeError,
+    ) as err:  # no such kernel, its executable missing: the environment
+        if isinstance(err, MemoryError):
+            raise
+        raise NNError(
+            f"cannot start the notebook's python3 kernel: {' '.join(str(err).split())[:200]}"
+        ) from None
     if args.check:
         changes = text_changes(saved, executed)
         for i, before, after in changes:

@@ -156,3 +156,71 @@ def test_the_command_names_a_failing_cell_and_leaves_the_notebook_alone(
         run_command("run-notebook", path), "cell 1 failed: AssertionError: boom", code=1
     )
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nos._exit(1)",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "import ctypes\nctypes.string_at(0)",
+    ],
+)
+def test_a_cell_that_kills_its_kernel_is_one_line_and_exit_1(
+    source, run_command, tmp_path, assert_one_line_error
+):
+    path = small_notebook(tmp_path / "nb.ipynb", "print(1)", source)
+    assert_one_line_error(
+        run_command("run-notebook", path, "--check"), "cell 1 killed the kernel", code=1
+    )
+
+
+@pytest.mark.slow
+def test_a_cell_past_its_time_limit_is_one_line(
+    monkeypatch, tmp_path, run_in_process, assert_one_line_error
+):
+    from dlfs_ch3 import run_notebook
+
+    monkeypatch.setattr(run_notebook, "CELL_TIMEOUT_S", 2)
+    path = small_notebook(tmp_path / "nb.ipynb", "import time\ntime.sleep(60)")
+    assert_one_line_error(
+        run_in_process(run_notebook, str(path), "--check"),
+        "cell 0 did not finish within 2 s",
+        code=1,
+    )
+
+
+@pytest.mark.slow
+def test_a_kernel_that_cannot_start_and_missing_data_are_the_environment(
+    run_command, tmp_path, assert_one_line_error
+):
+    path = small_notebook(tmp_path / "nb.ipynb", "print(1)")
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        '{"argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],'
+        ' "display_name": "gone", "language": "python"}'
+    )
+    assert_one_line_error(
+        run_command(
+            "run-notebook", path, "--check", env={"JUPYTER_PATH": str(tmp_path / "jupyter")}
+        ),
+        "cannot start the notebook's python3 kernel: [Errno 2] No such file or directory",
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(
+        run_command(
+            "run-notebook",
+            path,
+            "--check",
+            "--data-dir",
+            empty,
+            env={
+                "NN_MNIST_MIRRORS": "http://127.0.0.1:9/",
+                "NN_WEIGHTS_URL": "http://127.0.0.1:9/w.pkl",
+            },
+        ),
+        f"{empty} lacks sample_weight.pkl",
+    )
