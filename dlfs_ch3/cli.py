@@ -7,6 +7,7 @@ traceback), 130 interrupted (Ctrl-C), 143 and 129 terminated or hung up (SIGTERM
 
 import argparse
 import contextlib
+import errno
 import importlib
 import importlib.util
 import math
@@ -192,6 +193,26 @@ def signals_as_interrupt():
             signal.signal(signum, handler)
 
 
+class _Forgiving:
+    """stderr that loses a line rather than the run: closed (``2>&-``, where print would fall back
+    to stdout and spoil ``--json``) or full (``2>/dev/full``)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.stream.write(text)
+        return len(text)
+
+    def flush(self):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_main(main, argv=None):
     """Run ``main(argv) -> exit code`` and exit with it, or with the module docstring's codes.
 
@@ -200,6 +221,8 @@ def run_main(main, argv=None):
     """
     debug, code = "--debug" in (sys.argv[1:] if argv is None else argv), EXIT_BAD_INPUT
     ArgumentParser.options = frozenset()
+    if not isinstance(sys.stderr, _Forgiving):
+        sys.stderr = _Forgiving(sys.stderr)  # a closed or full stderr never costs the results
     if sys.stdout is None:  # started with stdout closed (>&-)
         print("error: stdout is closed: run with it open, or send it to /dev/null", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
@@ -239,6 +262,14 @@ def run_main(main, argv=None):
                     f": try a smaller {' or '.join(smaller)}" if smaller else ""
                 )
             print(f"error: {text}", file=sys.stderr)
+    except OSError as err:  # NNError wraps the user's paths: what is left is stdout (>/dev/full)
+        if err.errno not in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT):
+            traceback.print_exc()
+            sys.exit(EXIT_BUG)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        code = EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED

@@ -464,3 +464,63 @@ def test_a_broken_torch_leaves_evaluate_to_numpy_with_one_note(broken_torch, run
     assert proc.returncode == 2 and proc.stderr.startswith(
         "error: --backend both needs PyTorch: torch is installed"
     )
+
+
+def _run_with(stdout, stderr, *args):
+    """``dlfs-ch3 *args`` with its stdout and stderr as given (file objects, or -1 for closed)."""
+    import subprocess
+
+    command = [sys.executable, "-m", "dlfs_ch3", *map(str, args)]
+    close = [fd for fd, s in ((1, stdout), (2, stderr)) if s == -1]
+    preexec = (lambda: [os.close(fd) for fd in close]) if close else None
+    return subprocess.run(
+        command,
+        stdout=None if stdout == -1 else stdout,
+        stderr=None if stderr == -1 else stderr,
+        preexec_fn=preexec,
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_stdout_is_one_line_and_exit_2(tmp_path, data_dir):
+    err = tmp_path / "err"
+    with open("/dev/full", "w") as full, open(err, "w") as e:
+        proc = _run_with(
+            full, e, "evaluate", "--backend", "numpy", "--data-dir", data_dir, "--json"
+        )
+    assert (
+        proc.returncode == 2
+        and err.read_text() == "error: cannot write the output: No space left on device\n"
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_or_closed_stderr_never_costs_the_results_or_the_exit_code(
+    tmp_path, data_dir, weights
+):
+    import json
+    import pickle
+
+    wide = tmp_path / "w64.pkl"  # loads with a one-line warning on stderr
+    wide.write_bytes(pickle.dumps({k: v.astype(np.float64) for k, v in weights.items()}))
+    args = ["evaluate", "--backend", "numpy", "--data-dir", data_dir, "--weights", wide]
+    for stderr in ("full", -1):
+        out = tmp_path / "out"
+        with open(out, "w") as o, open("/dev/full", "w") as full:
+            proc = _run_with(o, full if stderr == "full" else -1, *args, "--json")
+        assert (
+            proc.returncode == 0 and json.loads(out.read_text())["results"][0]["accuracy"] == 0.9352
+        )
+        with open(out, "w") as o, open("/dev/full", "w") as full:
+            proc = _run_with(
+                o,
+                full if stderr == "full" else -1,
+                "evaluate",
+                "--weights",
+                tmp_path / "no.pkl",
+                "--json",
+            )
+        assert (
+            proc.returncode == 2 and out.read_text() == ""
+        )  # the error went nowhere, not to stdout
