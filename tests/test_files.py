@@ -274,3 +274,49 @@ def test_the_exact_cache_and_the_decoded_cache_never_follow_a_planted_symlink(
     exact.reference(weights, test_set[0][:3], cache_dir=folder)
     assert victim.read_text() == "precious"
     assert not decoded.is_symlink() and not cached.is_symlink()
+
+
+def _npy_with_header_length(n):
+    """A .npy v2 start whose header length field says ``n`` bytes."""
+    return b"\x93NUMPY\x02\x00" + n.to_bytes(4, "little")
+
+
+def test_a_npy_header_claiming_a_gigabyte_is_refused_before_it_is_read(tmp_path):
+    import io
+
+    from nn_numpy.data.files import read_npy
+
+    with pytest.raises(
+        ValueError, match=r"^a \.npy header of 1\.0 GiB: a real one is under 10000 bytes$"
+    ):
+        read_npy(io.BytesIO(_npy_with_header_length(2**30) + b" " * 100), lambda *h: None)
+
+
+def test_a_sparse_gigabyte_header_in_the_decoded_cache_costs_no_memory(tmp_path, data_dir):
+    """The labels' cache replaced by a file whose header holds its claimed 1 GiB (sparse): ignored,
+    the .gz decoded instead, and the process's peak memory stays far below the gigabyte."""
+    import subprocess
+    import sys
+
+    from nn_numpy.data.fetch import FILES
+
+    (tmp_path / "mnist").mkdir()
+    for name in (
+        "sample_weight.pkl",
+        "mnist/t10k-images-idx3-ubyte.gz",
+        "mnist/t10k-labels-idx1-ubyte.gz",
+    ):
+        (tmp_path / name).symlink_to(data_dir / name)
+    labels = "mnist/t10k-labels-idx1-ubyte.gz"
+    cache = tmp_path / f"{labels[:-3]}.{FILES[labels][1][:16]}.npy"
+    with open(cache, "wb") as f:
+        f.write(_npy_with_header_length(2**30))
+        f.truncate(12 + 2**30)  # sparse: the claimed header is there, as spaces of zeros
+    code = (
+        "import resource; from nn_numpy.data.mnist import load_mnist_test; "
+        f"x, t = load_mnist_test(data_dir={str(tmp_path)!r}); "
+        "print(len(t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    n, peak_mb = map(int, out.stdout.split())
+    assert n == 10000 and peak_mb < 500, out.stderr

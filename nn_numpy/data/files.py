@@ -82,6 +82,9 @@ def read_regular(path, limit=None, what="file", error=NNError):
     return data
 
 
+MAX_NPY_HEADER = 10_000  # NumPy's own limit on what it trusts; ours take under 200 bytes
+
+
 def read_npy(file, check):
     """The array in a seekable ``.npy`` stream, read only once ``check(shape, fortran_order, dtype)`` passes.
 
@@ -95,6 +98,13 @@ def read_npy(file, check):
     }
     if version not in readers:
         raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+    # NumPy reads the whole header before it checks its size: a length field of 1 GiB cost 2 GB
+    size = int.from_bytes(file.read(2 if version == (1, 0) else 4), "little")
+    if size > MAX_NPY_HEADER:
+        raise ValueError(
+            f"a .npy header of {size_text(size)}: a real one is under {MAX_NPY_HEADER} bytes"
+        )
+    file.seek(6 + 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         warnings.simplefilter("error", SyntaxWarning)
