@@ -67,10 +67,13 @@ def main(argv=None):
     run_command(argv[0], argv[1:])
 
 
-def torch_problem():
-    """None if torch imports, else why not, in words: not installed, or installed but broken."""
+def torch_problem(try_import=True):
+    """None if torch imports, else why not, in words: not installed, or installed but broken
+    (that only with ``try_import``: importing torch takes a second or two)."""
     if importlib.util.find_spec("torch") is None:
         return "pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)"
+    if not try_import:
+        return None
     try:
         import torch  # noqa: F401
     except (ImportError, OSError) as err:  # a missing libtorch_cpu.so, a half-removed install
@@ -81,7 +84,8 @@ def torch_problem():
 
 def run_command(name, argv=None):
     """Run the subcommand ``name`` with ``argv`` (default: the process's) and exit with its code."""
-    problem = torch_problem() if name in NEEDS_TORCH else None
+    asks_help = any(a in ("-h", "--help") for a in (sys.argv[2:] if argv is None else argv))
+    problem = torch_problem(try_import=not asks_help) if name in NEEDS_TORCH else None
     if problem:
         print(f"error: dlfs-ch3 {name} needs PyTorch: {problem}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

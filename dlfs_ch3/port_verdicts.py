@@ -5,9 +5,9 @@ the slip that explains it, named.
 A verdict is ``OK`` (every element within its proven bound, the largest error given as a share of
 it), ``WRONG`` (with the diagnosis) or ``note`` (something to know that is not a slip). The first
 layer out of its bound is where a network first diverges: every earlier layer is within its bound,
-so the error cannot have come from there. Which slip it is comes from the variants of the reference
-computed with that slip put in (a bias dropped, an activation swapped, softmax over the batch): the
-one every visible layer of yours matches names it.
+so the error cannot have come from there. From there on each layer is recomputed from the reader's
+own layer before it; one beyond that local bound holds a slip of its own, named by the variant of its
+formula it matches (a bias dropped, an activation swapped, softmax over the batch). docs/check-port.md.
 """
 
 import re

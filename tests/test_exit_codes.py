@@ -495,6 +495,7 @@ def test_a_full_stdout_is_one_line_and_exit_2(tmp_path, data_dir):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_or_closed_stderr_never_costs_the_results_or_the_exit_code(
     tmp_path, data_dir, weights

@@ -64,6 +64,7 @@ def test_an_output_path_that_is_a_file_is_a_one_line_error(tmp_path, run_in_proc
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["drawing", "writing"])
 def test_an_interrupted_or_failed_run_leaves_nothing_new(
     tmp_path, monkeypatch, data_dir, load_command, run_in_process, where
