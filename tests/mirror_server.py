@@ -37,7 +37,12 @@ BEHAVIOURS = (
     "redirectbody",
     "badlength",
     "auth",
+    "token",  # basic authentication with a user and no password: token@host
+    "303",  # redirects to the good mirror with that status
+    "307",
+    "308",
 )
+SERVING = ("good", "redirectbody", "303", "307", "308")  # the behaviours that end with the file
 MAX_ANSWER_S, MAX_ANSWER_BYTES = 30, 64 << 20
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in.</body></html>\n"
 
@@ -88,12 +93,17 @@ class MirrorServer:
             return handler.send_error(404)
         if behaviour in ("403", "503"):
             return handler.send_error(int(behaviour))
+        login = {"auth": b"user:secret", "token": b"token:"}.get(behaviour)
         if (
-            behaviour == "auth"
-            and handler.headers.get("Authorization")
-            != "Basic " + base64.b64encode(b"user:secret").decode()
+            login
+            and handler.headers.get("Authorization") != "Basic " + base64.b64encode(login).decode()
         ):
             return handler.send_error(401)
+        if behaviour in ("303", "307", "308"):
+            handler.send_response(int(behaviour))
+            handler.send_header("Location", f"/good/{name}")
+            handler.send_header("Content-Length", "0")
+            return handler.end_headers()
         stop = time.monotonic() + MAX_ANSWER_S
         try:
             if behaviour in ("slowheaders", "continue", "redirect", "redirectbody"):

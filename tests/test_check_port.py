@@ -474,3 +474,28 @@ def test_an_element_exactly_at_its_bound_is_within_and_nan_only_matches_nan():
     assert not bad.any() and ratio == 1.0
     bad, _ = _beyond(np.array([1.5000001, 2.0, 1.0, -np.inf, np.nan]), truth, bound)
     assert bad.tolist() == [True, False, True, True, True]
+
+
+@pytest.mark.slow  # a child that imports torch
+def test_a_predict_written_in_torch_is_called_with_tensors_and_judged(
+    tmp_path, data_dir, needs_torch
+):
+    needs_torch()
+    port = (
+        "import pickle\nimport torch\n\n\n"
+        "def predict(network, x):\n"
+        "    a1 = x @ network['W1'] + network['b1']\n"
+        "    z1 = torch.sigmoid(a1)\n"
+        "    a2 = z1 @ network['W2'] + network['b2']\n"
+        "    z2 = torch.sigmoid(a2)\n"
+        "    a3 = z2 @ network['W3']\n"
+        "    y = torch.softmax(a3, dim=-1)\n"
+        "    return y\n"
+    )
+    (tmp_path / "torch_predict.py").write_text(port)
+    (predict,) = [
+        f
+        for f in check_port(tmp_path / "torch_predict.py", data_dir)["findings"]
+        if f["what"].startswith("predict")
+    ]
+    assert predict["verdict"] == "WRONG" and predict["text"].endswith(": b3 is missing"), predict

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mirror_server import BEHAVIOURS, MirrorServer, refused_url
+from mirror_server import BEHAVIOURS, SERVING, MirrorServer, refused_url
 
 from nn_numpy.data import fetch as fetching
 from nn_numpy.data.fetch import FILES, WEIGHTS, fetch, resolve_data_dir
@@ -86,7 +86,7 @@ def test_the_file_comes_from_the_first_good_mirror_after_one_line_per_failing_on
     tmp_path, server, monkeypatch, capsys, data_dir
 ):
     bad = [refused_url()] + [
-        server.url(b) for b in BEHAVIOURS if b not in ("good", "auth", "redirectbody") + SLOW
+        server.url(b) for b in BEHAVIOURS if b not in SERVING + ("auth",) + SLOW
     ]
     monkeypatch.setenv(
         "NN_MNIST_MIRRORS", ",".join(bad + [server.url("good"), server.url("good") + "second/"])
@@ -179,7 +179,7 @@ def test_credentials_in_a_mirror_url_are_sent_and_never_printed(
 def test_all_mirrors_failing_is_one_error_naming_the_file_and_the_folder(
     tmp_path, server, monkeypatch, capsys
 ):
-    bad = [server.url(b) for b in BEHAVIOURS if b not in ("good", "redirectbody") + SLOW]
+    bad = [server.url(b) for b in BEHAVIOURS if b not in SERVING + ("token",) + SLOW]
     monkeypatch.setenv("NN_MNIST_MIRRORS", ",".join(bad))
     (tmp_path / "kept").mkdir()
     data_dir = tmp_path / "kept" / "new" / "dir"  # no folder made for the file may stay
@@ -568,3 +568,49 @@ def test_processes_racing_to_replace_a_corrupt_file_all_get_the_right_data(
         err for _, err, _ in results
     ]
     assert hashlib.sha256((tmp_path / IMAGES).read_bytes()).hexdigest() == FILES[IMAGES][1]
+
+
+@pytest.mark.parametrize("status", ["303", "307", "308"])
+def test_every_redirect_status_is_followed(tmp_path, server, monkeypatch, data_dir, status):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url(status))
+    server.requests.clear()
+    assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
+    assert server.requests == [f"/{status}/{Path(LABELS).name}", f"/good/{Path(LABELS).name}"]
+
+
+def test_a_token_with_no_password_is_sent_as_basic_authentication(
+    tmp_path, server, monkeypatch, data_dir
+):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", server.url("token", "token@"))
+    assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
+
+
+def test_a_mirror_url_with_a_bad_port_is_that_mirror_failing_not_a_crash(
+    tmp_path, server, monkeypatch, capsys, data_dir
+):
+    monkeypatch.setenv("NN_MNIST_MIRRORS", f"http://127.0.0.1:99999/,{server.url('good')}")
+    assert fetch(LABELS, tmp_path) == (data_dir / LABELS).read_bytes()
+    (line,) = failures(capsys.readouterr().err)
+    assert line[0] == "http://127.0.0.1:99999/" + Path(LABELS).name and "out of range" in line[1]
+
+
+def test_the_bytes_returned_are_the_bytes_hashed(tmp_path, monkeypatch, data_dir):
+    """The file replaced on disk the moment it is hashed: fetch returns the bytes it hashed, not a
+    second read of the name."""
+    import hashlib
+
+    from nn_numpy.data import fetch as fetching
+
+    good = (data_dir / LABELS).read_bytes()
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / LABELS).write_bytes(good)
+    real = hashlib.sha256
+
+    def hash_then_swap(data=b""):
+        other = tmp_path / "other"
+        other.write_bytes(b"not the labels")
+        os.replace(other, tmp_path / LABELS)
+        return real(data)
+
+    monkeypatch.setattr(fetching.hashlib, "sha256", hash_then_swap)
+    assert fetch(LABELS, tmp_path) == good
