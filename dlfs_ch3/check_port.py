@@ -27,6 +27,7 @@ import numpy as np
 from nn_numpy import exact
 from nn_numpy.errors import NNError
 
+from . import port_networks as networks
 from . import port_verdicts as judge
 from .cli import EXIT_FAILED, EXIT_OK, ArgumentParser, add_data_args, positive_float
 from .port_runner import ACTIVATIONS, BOOK_NAMES, PROBE_IMAGES
@@ -212,14 +213,14 @@ def judge_file(shown, record, arrays, weights, pixels, truth, dtype_bounds, labe
     if "get_data" in record["found"]:
         out += judge.get_data(calls, arrays, where.get("get_data"), labels)
     if "predict" in record["found"]:
-        out += judge.predict(
+        out += networks.predict(
             calls, arrays, where.get("predict"), weights, pixels, truth, dtype_bounds
         )
     if "forward" in record["found"]:
-        out += judge.forward(calls, arrays, where.get("forward"))
+        out += networks.forward(calls, arrays, where.get("forward"))
     for name in record["modules"]:
         found.setdefault(f"nn.Module {name}", set()).add(calls[f"module:{name}"].get("cls", "?"))
-        out += judge.module(name, calls, arrays, weights, pixels, truth, dtype_bounds)
+        out += networks.module(name, calls, arrays, weights, pixels, truth, dtype_bounds)
     out += judge.accuracy(record["stdout"], calls, arrays, shown)
     return out
 
