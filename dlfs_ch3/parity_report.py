@@ -74,37 +74,68 @@ def top2_margin(y):
     return float(gaps[i]), i
 
 
-def run_both(weights, images, device, dtype, batch_size, tf32=False, emulate=None):
-    """Every intermediate of both sides, ``{layer: (N, k) array}`` each, and the matmul precision in force.
-
-    NumPy normalises on the host; torch gets uint8 on the device and normalises there.
-    """
+def run_both(weights, images, device, dtype, batch_size, tf32=False, emulate=None, keep=False):
+    """Both sides batch by batch: ``(differences {layer: ...}, predictions {side: (N,)}, smallest
+    top-2 margins {side: (gap, image)}, the matmul precision in force, and with ``keep`` every
+    intermediate {side: {layer: (N, k)}}``, else None. Only ``keep`` (for ``--exact``) holds all N:
+    otherwise memory follows the batch size. NumPy normalises on the host; torch gets uint8 on the
+    device and normalises there."""
     import torch
 
     from nn_numpy import forward_layers, normalize
     from nn_torch import MnistNet, full_precision, matmul_precision
     from nn_torch import normalize as normalize_there
     from nn_torch.device import tf32_allowed
+    from nn_torch.parity import TOLERANCE, differences
     from nn_torch.parity import emulate as rounded
 
     model = MnistNet.from_numpy(weights, dtype).to(device)
     model = rounded(model, emulate) if emulate else model
-    ref, ours = {k: [] for k in LAYER_OUTPUTS}, {k: [] for k in LAYER_OUTPUTS}
+    diffs, preds, margins = {}, {"numpy": [], "torch": []}, {}
+    kept = {"numpy": {k: [] for k in LAYER_OUTPUTS}, "torch": {k: [] for k in LAYER_OUTPUTS}}
     with torch.inference_mode(), tf32_allowed() if tf32 else full_precision():
         for i in range(0, len(images), batch_size):
             batch = images[i : i + batch_size]
-            layers = model.forward_layers(
+            ours = model.forward_layers(
                 normalize_there(torch.from_numpy(batch.copy()).to(device), dtype)
             )
-            for k, v in forward_layers(weights, normalize(batch, dtype)).items():
-                ref[k].append(v)
-                ours[k].append(layers[k].cpu().numpy())
+            sides = {
+                "numpy": forward_layers(weights, normalize(batch, dtype)),
+                "torch": {k: v.cpu().numpy() for k, v in ours.items()},
+            }
+            for k in LAYER_OUTPUTS:
+                d = differences(sides["numpy"][k], sides["torch"][k], **TOLERANCE[dtype])
+                diffs[k] = merged(diffs.get(k), d, i)
+            for side, layers in sides.items():
+                preds[side].append(layers["y"].argmax(-1))
+                gap, at = top2_margin(layers["y"])
+                margins[side] = min(margins.get(side, (np.inf, -1)), (gap, at + i))
+                for k in LAYER_OUTPUTS if keep else ():
+                    kept[side][k].append(layers[k])
         precision = matmul_precision()
-    return (
-        {k: np.concatenate(v) for k, v in ref.items()},
-        {k: np.concatenate(v) for k, v in ours.items()},
-        precision,
-    )
+    if keep:
+        kept = {s: {k: np.concatenate(v) for k, v in ls.items()} for s, ls in kept.items()}
+    preds = {s: np.concatenate(p) for s, p in preds.items()}
+    return diffs, preds, margins, precision, kept if keep else None
+
+
+def merged(total, d, offset):
+    """Two batches' :func:`~nn_torch.parity.differences` as one; ``d``'s rows start at ``offset``."""
+    d = {
+        **d,
+        "max_abs_index": [d["max_abs_index"][0] + offset, *d["max_abs_index"][1:]],
+        "max_rel_index": [d["max_rel_index"][0] + offset, *d["max_rel_index"][1:]],
+    }
+    if total is None:
+        return d
+    out = {
+        "mismatched": total["mismatched"] + d["mismatched"],
+        "total": total["total"] + d["total"],
+    }
+    for key in ("max_abs", "max_rel"):
+        winner = d if d[key] > total[key] else total
+        out[key], out[f"{key}_index"] = winner[key], winner[f"{key}_index"]
+    return out
 
 
 def against_exact(weights, images, sides, dtype, cache_dir):
@@ -162,19 +193,24 @@ def main(argv=None):
     from nn_numpy import accuracy
     from nn_numpy.data.fetch import resolve_data_dir
     from nn_torch.device import check_dtype, resolve_device
-    from nn_torch.parity import TOLERANCE, differences
+    from nn_torch.parity import TOLERANCE
 
     device = resolve_device(args.device)  # before loading anything: a wrong device fails fast
     check_dtype(device, args.dtype)
     weights, images, labels, source = load_inputs(args)
-    ref, ours, precision = run_both(
-        weights, images, device, args.dtype, args.batch_size or len(images), args.tf32, args.emulate
+    layers, preds, margins, precision, kept = run_both(
+        weights,
+        images,
+        device,
+        args.dtype,
+        args.batch_size or len(images),
+        args.tf32,
+        args.emulate,
+        keep=args.exact,
     )
     tol = TOLERANCE[args.dtype]
-    layers = {k: differences(ref[k], ours[k], **tol) for k in LAYER_OUTPUTS}
-    pred_np, pred_torch = ref["y"].argmax(-1), ours["y"].argmax(-1)
+    pred_np, pred_torch = preds["numpy"], preds["torch"]
     mismatched = int((pred_np != pred_torch).sum())
-    margins = {side: top2_margin(y["y"]) for side, y in (("numpy", ref), ("torch", ours))}
     ok = parity = mismatched == 0 and all(d["mismatched"] == 0 for d in layers.values())
     report = {
         "ok": ok,
@@ -199,7 +235,7 @@ def main(argv=None):
     if args.exact:
         cache = None if args.images else resolve_data_dir(args.data_dir)
         report["exact"], report["closer"], verdict = against_exact(
-            weights, images, {"numpy": ref, "torch": ours}, args.dtype, cache
+            weights, images, kept, args.dtype, cache
         )
         report["exact_verdict"] = verdict
         report["ok"] = ok = ok and verdict["ok"]

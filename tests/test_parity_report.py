@@ -2,6 +2,7 @@
 ``--exact`` each side against the exact result, reduced precision named."""
 
 import json
+import os
 from decimal import Decimal
 
 import numpy as np
@@ -285,3 +286,41 @@ def test_closer_names_the_side_nearer_the_exact_result(weights, test_set):
     sides["torch"]["a3"] = sides["torch"]["a3"] + np.float32(1e-6)
     _, closer, _ = against_exact(weights, test_set[0][:3], sides, "float32", None)
     assert closer["a3"] == "numpy" and closer["a1"] == "tie"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM (Linux)")
+def test_memory_follows_the_batch_size_not_the_number_of_images(tmp_path, test_set):
+    """40,000 images at --batch-size 100 against 2,000: the peak grows by the images' own uint8
+    bytes (31 MB), not by every layer of both sides (over 200 MB before)."""
+    import subprocess
+    import sys
+
+    def peak_mb(n):
+        rows = np.arange(n) % len(test_set[0])
+        images, labels = tmp_path / f"i{n}.idx", tmp_path / f"l{n}.idx"
+        images.write_bytes(
+            bytes([0, 0, 8, 3])
+            + np.array([n, 28, 28], ">u4").tobytes()
+            + test_set[0][rows].tobytes()
+        )
+        labels.write_bytes(
+            bytes([0, 0, 8, 1]) + np.array([n], ">u4").tobytes() + test_set[1][rows].tobytes()
+        )
+        code = (
+            "import sys; from dlfs_ch3.cli import main\n"
+            "try:\n"
+            f"    main(['parity-report', '--device', 'cpu', '--batch-size', '100', '--json', '--images', {str(images)!r}, '--labels', {str(labels)!r}])\n"
+            "except SystemExit as e:\n"
+            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "    print(e.code, int(hwm.split()[1]) // 1024, file=sys.stderr)\n"
+        )
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
+        code, mb = map(int, proc.stderr.split()[-2:])
+        assert code == 0, proc.stderr
+        return mb
+
+    small, large = peak_mb(2000), peak_mb(40000)
+    assert large - small < 80, (small, large)
