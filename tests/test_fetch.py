@@ -148,6 +148,25 @@ def test_the_deadline_covers_the_whole_request(tmp_path, data_dir, monkeypatch, 
     assert "after 2 s (NN_DOWNLOAD_TIMEOUT)" in line[1] and 2 <= took < 3.5, (line, took)
 
 
+@pytest.mark.slow
+def test_an_abandoned_request_is_shut_down_not_left_reading(tmp_path, data_dir, monkeypatch):
+    """At the deadline the request's socket is shut down: its thread ends at once, instead of
+    trickling on in the background for as long as the mirror keeps sending."""
+    import threading
+
+    files = {Path(LABELS).name: (data_dir / LABELS).read_bytes()}
+    before = threading.active_count()
+    with MirrorServer(files, interval=1.0) as slow:
+        monkeypatch.setenv("NN_MNIST_MIRRORS", slow.url("trickle"))
+        monkeypatch.setenv("NN_DOWNLOAD_TIMEOUT", "1")
+        with pytest.raises(DataNotFoundError):
+            fetch(LABELS, tmp_path)
+        deadline = time.monotonic() + 1.5
+        while threading.active_count() > before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the server's own threads: its loop and one per connection
+        assert threading.active_count() <= before + 2
+
+
 def test_redirects_are_followed_without_reading_their_bodies_and_bounded_in_number(
     tmp_path, server, monkeypatch, capsys, data_dir
 ):
