@@ -94,6 +94,7 @@ def test_full_test_set_scores_the_books_accuracy(tmp_path, data_dir, run_command
     ]
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 def test_a_variant_with_wrong_predictions_fails_loudly(data_dir, monkeypatch, run_in_process):
     """nn_numpy.predict_labels made to say 0 for every image: exit 1 and the variant named."""
     import nn_numpy
@@ -169,6 +170,7 @@ def test_a_bad_json_path_is_refused_before_the_run_naming_it(tmp_path, where, re
     assert list((tmp_path / "read-only").iterdir()) == []
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 def test_a_failed_json_write_names_the_users_path_and_leaves_no_temp_file(
     tmp_path, monkeypatch, data_dir, load_command, run_in_process
 ):

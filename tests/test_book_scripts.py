@@ -22,6 +22,7 @@ def run(script, *args):
     )
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("script", BOOK_SCRIPTS)
 def test_prints_the_books_accuracy(script, data_dir):
     proc = run(script, "--data-dir", data_dir)
@@ -54,6 +55,7 @@ def test_every_command_has_its_script_and_no_script_imports_another():
         ), path
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("name", COMMANDS)
 def test_each_script_runs_its_command_or_says_in_one_line_what_to_install(name):
     proc = run(f"{name.replace('-', '_')}.py", "--help")

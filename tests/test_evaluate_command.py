@@ -49,6 +49,7 @@ def test_bad_input_is_one_line_and_exit_2(args, text, run_in_process, assert_one
     assert_one_line_error(run_in_process("evaluate", "--backend", "numpy", *args), text)
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 def test_a_missing_weights_file_is_one_line_and_exit_2(
     data_dir, run_command, assert_one_line_error
 ):

@@ -123,6 +123,7 @@ def test_out_of_memory_suggests_only_options_the_script_has(
     ) and err == f"error: out of memory (Unable to allocate 7.5 GiB){advice}\n"
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize(
     "script, args",
     [
@@ -189,6 +190,7 @@ def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, smal
 BENCH = ["--size", "100", "--repeats", "1", "--variants", "project_numpy"]
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 def test_benchmark_json_dash_writes_json_alone_to_stdout(run_command, small_idx):
     proc = run_command("benchmark", *BENCH, *small_idx, "--json", "-")
     assert proc.returncode == 0, proc.stderr

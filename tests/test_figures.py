@@ -110,6 +110,7 @@ def test_inputs_and_targets_are_checked_before_anything_is_made(tmp_path, run_in
     assert os.listdir(tmp_path) == ["misclassified.png"]
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 def test_missing_matplotlib_is_a_one_line_error(tmp_path):
     code = (
         "import sys; sys.modules['matplotlib'] = None; from dlfs_ch3.cli import main; "

@@ -63,6 +63,7 @@ def small_set(tmp_path_factory, test_set):
 # --- exit code 2, one line, a traceback only with --debug: every command ---------------------------------
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_command_gives_one_line_errors_and_a_traceback_only_with_debug(
     script, tmp_path, data_dir, run_in_process, run_command, needs_torch
@@ -156,6 +157,7 @@ def test_float64_weights_are_converted_and_said_in_one_line(
 # --- what the output says about the data -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("script", ["evaluate", "parity-report"])
 def test_other_idx_files_are_structure_checked_only_and_say_so(
     script, small_set, run_command, needs_torch

@@ -4,6 +4,7 @@ import pytest
 import torch  # noqa: F401  (the command compares NumPy with torch; without torch this file is one skip)
 
 
+@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, data_dir):
     code, out, err = run_in_process(
