@@ -163,38 +163,3 @@ def test_sigterm_is_no_exception_and_the_handlers_are_put_back(monkeypatch):
         except Exception:  # what a careless caller writes
             pytest.fail("SIGTERM was caught as an Exception")
     assert done.value.code == 128 + signal.SIGTERM and signal.getsignal(signal.SIGTERM) is before
-
-
-def test_an_element_exactly_at_the_parity_tolerance_passes():
-    """As torch.testing: |actual - expected| <= atol + rtol |expected|, equality included."""
-    import torch
-
-    from nn_torch.parity import assert_parity
-
-    expected = np.array([0.0, 2.0])
-    assert_parity(
-        "edge", expected, torch.tensor([0.5, 2.0], dtype=torch.float64), rtol=0.0, atol=0.5
-    )
-    with pytest.raises(AssertionError):
-        assert_parity(
-            "edge",
-            expected,
-            torch.tensor([0.5000001, 2.0], dtype=torch.float64),
-            rtol=0.0,
-            atol=0.5,
-        )
-
-
-def test_the_affine_tolerance_is_twice_gamma_times_x_w_plus_b():
-    from nn_torch.parity import affine_tolerance
-
-    x = np.array([[0.5, -2.0]])
-    W = np.array([[1.0, 3.0], [-0.5, 0.25]])
-    b = np.array([100.0, -7.0])
-    g = 3 * U32 / (1 - 3 * U32)
-    want = [
-        2 * g * (abs(x[0, 0] * W[0, j]) + abs(x[0, 1] * W[1, j]) + abs(b[j])) * (1 + 1e-9)
-        for j in range(2)
-    ]
-    tol = affine_tolerance(x, W, b, "float32")
-    assert tol["rtol"] == 0 and np.allclose(tol["atol"][0], want, rtol=1e-12, atol=0)
