@@ -41,6 +41,8 @@ def evaluate(data_dir, mirror):
         "NN_WEIGHTS_URL": refused_url(),
         "NN_DOWNLOAD_TIMEOUT": "60",
     }
+    # SIGINT as a terminal gives it: a shell runs background jobs with SIGINT ignored, which the
+    # child would inherit, and then no Ctrl-C could reach it
     return subprocess.Popen(
         [
             sys.executable,
@@ -56,6 +58,7 @@ def evaluate(data_dir, mirror):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
