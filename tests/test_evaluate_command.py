@@ -10,6 +10,7 @@ from dlfs_ch3 import cli
 from nn_torch import DeviceError
 
 
+@pytest.mark.slow  # a second or more: the whole test set, or a fresh process
 @pytest.mark.parametrize("mode", [["--batch-size", "100"], ["--loop"], []])
 def test_numpy_backend_gives_the_books_accuracy(mode, data_dir, run_in_process):
     code, out, err = run_in_process("evaluate", "--backend", "numpy", "--json", *mode)

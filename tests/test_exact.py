@@ -127,6 +127,7 @@ def test_correct_rounding_to_float32_and_ulp_distances():
     assert exact.correctly_rounded((hi, lo), "float64").tolist() == hi.tolist()
 
 
+@pytest.mark.slow  # a second or more: the whole test set, or a fresh process
 def test_every_bound_is_positive_and_finite(weights, test_set, exact_layers):
     for dtype in ("float32", "float64"):
         for probabilistic in (False, True):
@@ -140,6 +141,7 @@ def test_every_bound_is_positive_and_finite(weights, test_set, exact_layers):
                 ), k
 
 
+@pytest.mark.slow  # the exact reference of all 10,000 images: 2 s
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_probabilistic_bound_is_the_tighter(weights, test_set, exact_layers, dtype):
     det = exact.bounds(weights, test_set[0], exact_layers, dtype)

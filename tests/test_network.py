@@ -100,6 +100,7 @@ def test_forward_layers_gives_layer_outputs_in_order(weights, test_images):
     ]
 
 
+@pytest.mark.slow  # a second or more: the whole test set, or a fresh process
 def test_accuracy_is_the_books_figure_both_ways(weights, test_images, test_labels):
     batched = predict_labels(weights, test_images, batch_size=100)
     assert accuracy(batched, test_labels) == BOOK_ACCURACY

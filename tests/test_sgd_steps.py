@@ -35,6 +35,7 @@ def test_steps_print_loss_and_accuracy_and_end_matching(dtype, run_in_process, d
     )
 
 
+@pytest.mark.slow  # a second or more: the whole test set, or a fresh process
 def test_a_huge_learning_rate_makes_them_diverge_and_exit_1(run_in_process, data_dir):
     # lr 1e9 turns the one-ulp differences of step 1 into different weights at step 2
     code, out, _ = run_in_process("sgd-steps", "--steps", "2", "--lr", "1e9", "--device", "cpu")

@@ -230,6 +230,7 @@ def test_fast_path_is_bitwise_the_modules_forward(dtype, device, weights, test_s
         )
 
 
+@pytest.mark.slow  # a second or more: the whole test set, or a fresh process
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_one_image_at_a_time_equals_batched(dtype, device, weights, test_set):
     """All 10,000 images, one ``(784,)`` forward call each, within the parity tolerance (nn_torch.parity)."""
