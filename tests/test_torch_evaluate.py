@@ -266,10 +266,9 @@ def test_a_real_cuda_out_of_memory_halves_the_batch_and_gives_the_cpus_labels(
     weights, test_images, capsys
 ):
     """1,000,000 images in one batch on a GPU held to 1 GiB: ~3.8 GB of float32 buffers must halve."""
+    no_cuda = f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code"
     if not torch.cuda.is_available():
-        pytest.skip(
-            f"CUDA is not available (torch {torch.__version__}); the cpu cases run the same code"
-        )
+        pytest.skip(no_cuda)
     model, images = MnistNet.from_numpy(weights), np.resize(test_images, (1_000_000, 784))
     expected = np.resize(predict_labels(model, test_images, device="cpu"), 1_000_000)
     torch.cuda.set_per_process_memory_fraction(
