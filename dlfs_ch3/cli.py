@@ -83,8 +83,9 @@ def torch_problem(try_import=True):
 
 
 def run_command(name, argv=None):
-    """Run the subcommand ``name`` with ``argv`` (default: the process's) and exit with its code."""
-    asks_help = any(a in ("-h", "--help") for a in (sys.argv[2:] if argv is None else argv))
+    """Run the subcommand ``name`` with ``argv`` (default: the process's, as scripts/ call it) and exit
+    with its code."""
+    asks_help = any(a in ("-h", "--help") for a in (sys.argv[1:] if argv is None else argv))
     problem = torch_problem(try_import=not asks_help) if name in NEEDS_TORCH else None
     if problem:
         print(f"error: dlfs-ch3 {name} needs PyTorch: {problem}", file=sys.stderr)

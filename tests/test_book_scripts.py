@@ -86,3 +86,16 @@ def test_without_torch_a_torch_command_says_in_one_line_what_to_install(name, mo
     assert done.value.code == 2 and capsys.readouterr().err == (
         f"error: dlfs-ch3 {name} needs PyTorch: pip install 'dlfs-ch3[torch]' (README: Quick start, for the CPU build)\n"
     )
+
+
+@pytest.mark.parametrize("name", NEEDS_TORCH)
+def test_a_scripts_help_does_not_import_torch(name, monkeypatch, capsys):
+    """scripts/ call run_command(name) with the script's own argv: --help is sys.argv[1]."""
+    from dlfs_ch3 import cli
+
+    asked = []
+    monkeypatch.setattr(cli, "torch_problem", lambda try_import=True: asked.append(try_import))
+    monkeypatch.setattr(sys, "argv", [str(SCRIPTS / f"{name.replace('-', '_')}.py"), "--help"])
+    with pytest.raises(SystemExit) as done:
+        cli.run_command(name)
+    assert (done.value.code, asked) == (0, [False]) and "usage:" in capsys.readouterr().out
