@@ -79,8 +79,8 @@ def run_torch(weights, images, args, device):
     return labels, time.perf_counter() - start, str(device)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def choose_backends(args):
+    """``(backends, device, problem)``: the backends to run, the torch device, why torch cannot run."""
     problem = None if args.backend == "numpy" else torch_problem()
     backends = {
         "numpy": ["numpy"],
@@ -93,7 +93,7 @@ def main(argv=None):
     if args.backend == "auto" and problem and importlib.util.find_spec("torch") is not None:
         print(f"note: evaluating with NumPy alone: {problem}", file=sys.stderr)
     device = "cpu"
-    if "torch" in backends:  # checked before any data is loaded
+    if "torch" in backends:
         from nn_torch.device import check_dtype, resolve_device
 
         device = resolve_device(args.device)
@@ -102,10 +102,20 @@ def main(argv=None):
         raise NNError(
             f"--device {args.device} applies to the torch backend; --backend numpy runs on the CPU"
         )
+    return backends, device, problem
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    needs_missing_torch = args.backend in ("torch", "both") and torch_problem(try_import=False)
+    if args.device not in ("auto", "cpu") or needs_missing_torch:  # said before any data is loaded
+        backends, device, problem = choose_backends(args)
+        weights, images, labels, source = load_inputs(args)
+    else:  # torch takes seconds to import: a bad file is said first
+        weights, images, labels, source = load_inputs(args)
+        backends, device, problem = choose_backends(args)
     from nn_numpy import accuracy
 
-    weights, images, labels, source = load_inputs(args)
     results, preds = [], {}
     for name in backends:
         time.sleep(

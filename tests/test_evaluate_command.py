@@ -22,10 +22,14 @@ def test_numpy_backend_gives_the_books_accuracy(mode, data_dir, run_in_process):
     assert result["batch_size"] == {"--batch-size": 100, "--loop": 1}.get(mode[0] if mode else None)
 
 
-def test_the_numpy_path_never_imports_torch(data_dir):
+def test_the_numpy_path_and_a_bad_file_never_import_torch(data_dir):
+    """torch takes seconds to import: --backend numpy never pays, nor does a file refused."""
     code = (
-        "import sys; from dlfs_ch3.cli import main\ntry:\n    main(['evaluate', '--backend', 'numpy', '--json'])\n"
-        "except SystemExit as e:\n    assert e.code == 0, e.code\nassert 'torch' not in sys.modules, 'torch imported'"
+        "import sys; from dlfs_ch3.cli import main\n"
+        "for args, want in ((['--backend', 'numpy', '--json'], 0), (['--weights', 'no.pkl'], 2)):\n"
+        "    try:\n        main(['evaluate', *args])\n"
+        "    except SystemExit as e:\n        assert e.code == want, e.code\n"
+        "    assert 'torch' not in sys.modules, 'torch imported'"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
