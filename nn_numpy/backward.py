@@ -71,18 +71,20 @@ def loss_and_gradients(network, x, t):
     return float(loss), {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "W3": dW3, "b3": db3}
 
 
-def numerical_gradients(network, x, t, h=1e-4):
+def numerical_gradients(network, x, t, h=1e-4, at=None):
     """The book's chapter 4: ``(loss(w + h) - loss(w - h)) / 2h`` for every weight, in ``x``'s dtype.
 
-    Two forward passes per weight (90,720 for the MNIST net): use a small float64 batch.
+    Two forward passes per weight (90,720 for the MNIST net): use a small float64 batch. ``at``,
+    ``{name: [index, ...]}``, takes only those entries of a weight (the others are NaN).
     """
     x = np.asarray(x)
     net = {k: np.array(network[k], dtype=x.dtype) for k in LAYER_NAMES}
     t = one_hot(t, net["W3"].shape[1], x.dtype)
     loss = lambda: float(softmax_with_loss(forward_layers(net, x)["a3"], t)[0])  # noqa: E731
-    grads = {k: np.zeros_like(w) for k, w in net.items()}
+    at = at or {}
+    grads = {k: np.full_like(w, np.nan if k in at else 0) for k, w in net.items()}
     for k, w in net.items():
-        for i in np.ndindex(w.shape):
+        for i in at.get(k, np.ndindex(w.shape)):
             saved = w[i]
             w[i] = saved + h
             up = loss()
