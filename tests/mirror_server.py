@@ -68,7 +68,9 @@ class MirrorServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), daemon=True
+        )  # shutdown() waits up to this poll interval (0.5 s by default)
 
     def __enter__(self):
         self._thread.start()
