@@ -145,10 +145,23 @@ def needs_torch():
 
 
 @pytest.fixture(scope="session")
-def data_dir():
-    """The folder holding MNIST's test set and the book's weights ($NN_DATA_DIR, checked at startup).
-    Every test that needs the real data depends on this fixture: without the data it is deselected."""
-    return Path(os.environ["NN_DATA_DIR"])
+def data_dir(tmp_path_factory):
+    """MNIST's test set and the book's weights, copied from $NN_DATA_DIR (checked at startup) into a
+    session folder that $NN_DATA_DIR then names: every test and every command it runs shares the caches
+    written beside the data (decoded arrays, the exact reference), and the user's folder is never
+    written. Every test that needs the real data depends on this fixture: without the data it is
+    deselected."""
+    import shutil
+
+    from nn_numpy.data.fetch import TEST_SET, WEIGHTS
+
+    given, copy = Path(os.environ["NN_DATA_DIR"]).expanduser(), tmp_path_factory.mktemp("data")
+    for name in TEST_SET + (WEIGHTS,):  # a hand-placed raw file stands for its .gz
+        name = name if (given / name).is_file() else name[:-3]
+        (copy / name).parent.mkdir(exist_ok=True)
+        shutil.copyfile(given / name, copy / name)
+    os.environ["NN_DATA_DIR"] = str(copy)
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -182,11 +195,12 @@ def numpy_layers(weights, test_set):
 
 
 @pytest.fixture(scope="session")
-def exact_layers(weights, test_set):
-    """The exact forward pass on all test images, ``{layer: (hi, lo)}`` (nn_numpy.exact; about 3 s)."""
+def exact_layers(weights, test_set, data_dir):
+    """The exact forward pass on all test images, ``{layer: (hi, lo)}`` (nn_numpy.exact; about 3 s),
+    cached beside the data, as the commands cache it: ``parity-report --exact`` reads it there."""
     from nn_numpy import exact
 
-    return exact.reference(weights, test_set[0])
+    return exact.reference(weights, test_set[0], cache_dir=data_dir)
 
 
 @pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
