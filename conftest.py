@@ -261,6 +261,15 @@ def run_in_process(load_command, capsys):
     return run_here
 
 
+@pytest.fixture
+def no_waits(monkeypatch, load_command):
+    """``benchmark`` in this process without its 2048^3 peak matmuls (the compute bound's peak is
+    set to 100 GFLOP/s) or its pauses between variants; a run through run_command keeps both."""
+    script = load_command("benchmark")
+    monkeypatch.setattr(script, "sgemm_peak", lambda use_torch: (100.0, "numpy"))
+    monkeypatch.setattr(script.time, "sleep", lambda seconds: None)
+
+
 @pytest.fixture(scope="session")
 def assert_one_line_error():
     """``assert_one_line_error(result, text, code=2)``: a bad-input exit, ``code`` with one ``error: ...`` line on

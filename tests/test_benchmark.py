@@ -30,15 +30,6 @@ ROW_KEYS = {
 }
 
 
-@pytest.fixture
-def no_waits(monkeypatch, load_command):
-    """In this process, no 2048^3 matmuls for the compute bound and no pauses between variants: the
-    run through run_command (test_full_test_set_scores_the_books_accuracy) keeps both."""
-    script = load_command("benchmark")
-    monkeypatch.setattr(script, "sgemm_peak", lambda use_torch: (100.0, "numpy"))
-    monkeypatch.setattr(script.time, "sleep", lambda seconds: None)
-
-
 def reference_accuracy(weights, test_images, test_labels, n):
     """Accuracy of the reference on the test set replicated to ``n`` images."""
     import nn_numpy

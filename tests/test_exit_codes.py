@@ -190,17 +190,17 @@ def test_a_script_error_raised_on_purpose_is_still_one_line(run_in_process, smal
 BENCH = ["--size", "100", "--repeats", "1", "--variants", "project_numpy"]
 
 
-@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
-def test_benchmark_json_dash_writes_json_alone_to_stdout(run_command, small_idx):
-    proc = run_command("benchmark", *BENCH, *small_idx, "--json", "-")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+def test_benchmark_json_dash_writes_json_alone_to_stdout(run_in_process, small_idx, no_waits):
+    code, out, err = run_in_process("benchmark", *BENCH, *small_idx, "--json", "-")
+    assert code == 0, err
+    result = json.loads(out)
     assert result["size"] == 100 and [r["variant"] for r in result["rows"]] == ["project_numpy"]
-    assert "project_numpy" in proc.stderr  # the table went to stderr
+    assert "project_numpy" in err  # the table went to stderr
 
 
-@pytest.mark.slow
-def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, tmp_path):
+def test_benchmark_json_into_a_fifo_is_written_through(
+    run_in_process, small_idx, tmp_path, no_waits
+):
     fifo = tmp_path / "results"
     os.mkfifo(fifo)
     got = []
@@ -208,20 +208,21 @@ def test_benchmark_json_into_a_fifo_is_written_through(run_command, small_idx, t
         target=lambda: got.append(open(fifo).read()), daemon=True
     )  # never blocks exit
     reader.start()
-    proc = run_command("benchmark", *BENCH, *small_idx, "--json", fifo, timeout=120)
+    code, _, err = run_in_process("benchmark", *BENCH, *small_idx, "--json", fifo)
     reader.join(timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    assert code == 0, err
     assert json.loads(got[0])["size"] == 100 and stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert os.listdir(tmp_path) == ["results"]
 
 
-@pytest.mark.slow
-def test_benchmark_json_through_a_symlink_updates_its_target(run_command, small_idx, tmp_path):
+def test_benchmark_json_through_a_symlink_updates_its_target(
+    run_in_process, small_idx, tmp_path, no_waits
+):
     target, link = tmp_path / "run1.json", tmp_path / "latest.json"
     target.write_text("old")
     link.symlink_to(target)
-    proc = run_command("benchmark", *BENCH, *small_idx, "--json", link)
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = run_in_process("benchmark", *BENCH, *small_idx, "--json", link)
+    assert code == 0, err
     assert link.is_symlink() and json.loads(target.read_text())["size"] == 100
     assert sorted(os.listdir(tmp_path)) == ["latest.json", "run1.json"]
 

@@ -4,7 +4,6 @@ import contextlib
 import io
 import os
 import struct
-import subprocess
 import sys
 
 import pytest
@@ -110,13 +109,11 @@ def test_inputs_and_targets_are_checked_before_anything_is_made(tmp_path, run_in
     assert os.listdir(tmp_path) == ["misclassified.png"]
 
 
-@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
-def test_missing_matplotlib_is_a_one_line_error(tmp_path):
-    code = (
-        "import sys; sys.modules['matplotlib'] = None; from dlfs_ch3.cli import main; "
-        f"main(['figures', '--out', {str(tmp_path)!r}])"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert proc.stderr == "error: dlfs-ch3 figures needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
+def test_missing_matplotlib_is_a_one_line_error(tmp_path, monkeypatch, run_in_process):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    code, _, err = run_in_process("figures", "--out", tmp_path)
+    assert code == 2
+    assert err == "error: dlfs-ch3 figures needs matplotlib: pip install 'dlfs-ch3[plot]'\n"
     assert os.listdir(tmp_path) == []

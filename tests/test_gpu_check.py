@@ -339,25 +339,24 @@ def test_pytest_summary_is_read(gpu_check, pytest_line, counts):
     )
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason="this machine has CUDA: the no-CUDA exit cannot occur"
 )
 def test_without_cuda_exit_2_with_one_line_naming_only_options_it_has(
-    run_command, assert_one_line_error, tmp_path
+    run_in_process, assert_one_line_error, tmp_path
 ):
     out = tmp_path / "gpu.md"
-    proc = run_command("gpu-check", "--out", out)
-    assert_one_line_error(proc, "cuda is not available: torch")
-    assert "; use --device" not in proc.stderr
+    result = run_in_process("gpu-check", "--out", out)
+    assert_one_line_error(result, "cuda is not available: torch")
+    assert "; use --device" not in result[2]
     assert (
-        proc.stderr.endswith(
+        result[2].endswith(
             "run it on a CUDA machine, or add --device cpu --out FILE for a dry run of its "
             "commands\n"
         )
         and not out.exists()
     )
-    assert "--device" in run_command("gpu-check", "--help").stdout
+    assert "--device" in run_in_process("gpu-check", "--help")[1]
 
 
 @pytest.mark.parametrize(

@@ -196,11 +196,9 @@ def test_bad_input_exits_2_with_one_line(
 @pytest.mark.skipif(
     torch.cuda.is_available(), reason="this machine has CUDA; the absent-CUDA message cannot occur"
 )
-def test_debug_shows_the_traceback(run_command):
-    result = run_command("parity-report", "--device", "cuda", "--debug")
-    assert (
-        result.returncode == 2 and "Traceback" in result.stderr and "DeviceError" in result.stderr
-    )
+def test_debug_shows_the_traceback(run_in_process):
+    code, out, err = run_in_process("parity-report", "--device", "cuda", "--debug")
+    assert code == 2 and "Traceback" in err and "DeviceError" in err, err
 
 
 def _sides(weights, pixels, dtype="float32"):

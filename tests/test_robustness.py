@@ -157,16 +157,17 @@ def test_float64_weights_are_converted_and_said_in_one_line(
 # --- what the output says about the data -----------------------------------------------------------------
 
 
-@pytest.mark.slow  # a second or more: a fresh process, or the whole test set
 @pytest.mark.parametrize("script", ["evaluate", "parity-report"])
 def test_other_idx_files_are_structure_checked_only_and_say_so(
-    script, small_set, run_command, needs_torch
+    script, small_set, run_in_process, needs_torch
 ):
     needs_torch(script)
     extra = ["--backend", "numpy"] if script == "evaluate" else ["--device", "cpu"]
-    proc = run_command(script, *extra, "--images", str(small_set[0]), "--labels", str(small_set[1]))
-    assert proc.returncode == 0, proc.stderr
-    assert f"300 images from {small_set[0]} (hash unknown: structure checked only)" in proc.stdout
+    code, out, err = run_in_process(
+        script, *extra, "--images", small_set[0], "--labels", small_set[1]
+    )
+    assert code == 0, err
+    assert f"300 images from {small_set[0]} (hash unknown: structure checked only)" in out
 
 
 def test_the_mnist_test_set_says_sha256_verified_only_when_it_was(tmp_path, data_dir, run_command):
