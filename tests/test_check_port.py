@@ -10,6 +10,8 @@ import pytest
 
 from dlfs_ch3.check_port import check_port
 
+pytestmark = pytest.mark.xdist_group("check_port")  # one worker: its module fixture runs once
+
 PORTS = Path(__file__).parent / "ports"
 BOOK = (PORTS / "book_chapter3.py").read_text()
 PREDICT_BODY = (  # predict's, not the toy network's: it ends in softmax
@@ -144,6 +146,12 @@ SLIPS = {
         "load_mnist(normalize=False,",
         "get_data",
         r"x is uint8 pixels 0-255, not normalised: load_mnist\(normalize=True\)",
+    ),
+    "not_normalised_float.py": (
+        "load_mnist(normalize=True, flatten=True, one_hot_label=False)\n    return x_test, t_test",
+        "load_mnist(normalize=False, flatten=True, one_hot_label=False)\n    return x_test.astype(np.float32), t_test",
+        "get_data",
+        r"x is not normalised \(values up to 255\): load_mnist\(normalize=True\)",
     ),
     "not_flattened.py": (
         "flatten=True,",
