@@ -314,7 +314,7 @@ def test_a_crash_at_the_top_names_the_readers_line_and_an_endless_loop_is_stoppe
         "import numpy as np\n\ndef relu(x):\n    return np.maximum(0, x)\n\nnp.dot(np.ones(3), np.ones(4))\n"
     )
     (tmp_path / "endless.py").write_text("def sigmoid(x):\n    return x\n\nwhile True:\n    pass\n")
-    report = check_port(tmp_path, data_dir, timeout=3)
+    report = check_port(tmp_path, data_dir, timeout=2)
     assert findings_of(report, "crash.py")[0] == {
         "verdict": "WRONG",
         "what": "crash.py",
@@ -327,7 +327,7 @@ def test_a_crash_at_the_top_names_the_readers_line_and_an_endless_loop_is_stoppe
         {
             "verdict": "WRONG",
             "what": "endless.py",
-            "text": "did not finish within 3 s and was stopped (an endless loop?)",
+            "text": "did not finish within 2 s and was stopped (an endless loop?)",
         }
     ]
 
