@@ -295,7 +295,9 @@ def test_every_command_is_accepted_by_its_own_parser(gpu_check, load_command, tm
 
 
 @pytest.mark.slow
-def test_real_outputs_of_the_steps_are_read(gpu_check, run_in_process, tmp_path, data_dir):
+def test_real_outputs_of_the_steps_are_read(
+    gpu_check, run_in_process, tmp_path, data_dir, no_waits
+):
     """parity-report's and benchmark's real output, on cpu, through the goals: TF32 does nothing on a CPU."""
     code, out, _ = run_in_process("parity-report", "--device", "cpu", "--exact", "--json", "--tf32")
     results = copy.deepcopy(all_met())
