@@ -65,7 +65,7 @@ def evaluate(data_dir, mirror):
 def downloading(server, proc):
     """Wait until ``proc`` is receiving the trickled body (at most ~30 s)."""
     for _ in range(600):
-        if server.requests and time.monotonic() > downloading.since + 1.0:
+        if server.requests and time.monotonic() > downloading.since + 0.3:
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
