@@ -10,8 +10,6 @@ import pytest
 
 from dlfs_ch3.check_port import check_port
 
-pytestmark = pytest.mark.xdist_group("check_port")  # one worker: its module fixture runs once
-
 PORTS = Path(__file__).parent / "ports"
 BOOK = (PORTS / "book_chapter3.py").read_text()
 PREDICT_BODY = (  # predict's, not the toy network's: it ends in softmax

@@ -9,8 +9,6 @@ from test_check_port import PORTS, findings_of, slipped
 
 from dlfs_ch3.check_port import check_port
 
-pytestmark = pytest.mark.xdist_group("check_port_torch")  # one worker: its module fixture runs once
-
 TORCH = (PORTS / "torch_chapter3.py").read_text()
 
 SLIPS = {

@@ -15,8 +15,6 @@ pytest.importorskip(
 )
 import torch  # noqa: F401, E402  (the figures overlay torch's curves; without torch this file is one skip)
 
-pytestmark = pytest.mark.xdist_group("figures")  # one worker: its module fixture runs once
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

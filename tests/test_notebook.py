@@ -14,8 +14,6 @@ import nbformat  # noqa: E402
 
 from nn_numpy.network import BOOK_ACCURACY  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("notebook")  # one worker: its module fixture runs once
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
