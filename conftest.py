@@ -90,8 +90,13 @@ def pytest_unconfigure(config):
             pass
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m reads the marks
 def pytest_collection_modifyitems(config, items):
-    """Without the data, the tests that need it are deselected: not run, and not counted as passed or skipped."""
+    """A test that needs the exact reference of all 10,000 images (3 s, once) is slow. Without the
+    data, the tests that need it are deselected: not run, and not counted as passed or skipped."""
+    for item in items:
+        if "exact_layers" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     if config._nn_no_data is None:
         return
     needs = [item for item in items if "data_dir" in getattr(item, "fixturenames", ())]

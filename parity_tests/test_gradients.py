@@ -89,6 +89,7 @@ def test_gradients_match_autograd(weights, test_set, device, dtype):
         helper_test_backward(name, weights, x, t, device, dtype)
 
 
+@pytest.mark.slow  # about a second: torch.optim's first use
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sgd_steps_end_with_matching_weights(weights, test_set, device, dtype):
     images, labels = test_set

@@ -53,6 +53,7 @@ def test_activation(op, case, dtype, device):
         )
     )
 )
+@pytest.mark.slow  # about a second: 200 examples
 def test_activations_arbitrary_floats(x):
     """Any float array, NaN and ±inf included: every op agrees on both sides, NaN where NaN."""
     event(f"{x.dtype}, non-finite" if not np.isfinite(x).all() else f"{x.dtype}, finite")

@@ -10,7 +10,7 @@ from nn_numpy import exact
 from nn_numpy.evaluate import _sigmoid_
 
 DTYPES = ["float32", "float64"]
-BATCH_SIZES = [1, 7, 100, 4096, None]
+BATCH_SIZES = [pytest.param(1, marks=pytest.mark.slow), 7, 100, 4096, None]  # 1: a loop, a second
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)

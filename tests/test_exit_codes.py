@@ -88,6 +88,7 @@ def sgd_steps(load_command):
 
 
 @given(st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=20)))
+@pytest.mark.slow  # about a second: 200 examples
 def test_any_lr_is_accepted_in_range_or_refused_with_exit_2(sgd_steps, text):
     for dtype, largest in (("float32", cli.FLOAT32_MAX), ("float64", sys.float_info.max)):
         try:
@@ -453,6 +454,7 @@ def test_a_broken_torch_is_one_line_for_the_commands_that_need_it(
     )
 
 
+@pytest.mark.slow  # a fresh process
 def test_a_broken_torch_leaves_evaluate_to_numpy_with_one_note(broken_torch, run_command, data_dir):
     proc = run_command("evaluate", "--data-dir", data_dir, env=broken_torch)
     assert proc.returncode == 0 and proc.stderr.startswith(

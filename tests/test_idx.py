@@ -219,6 +219,7 @@ def idx_like():
     st.sampled_from(["raw", "gzip", "gzip cut", "gzip flipped"]),
     st.integers(0, 2**16),
 )
+@pytest.mark.slow  # about a second: 200 examples
 def test_arbitrary_bytes_give_a_matching_array_or_data_corrupted(
     fuzz_dir, content, wrapping, position
 ):

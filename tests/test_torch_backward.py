@@ -16,6 +16,7 @@ def batch(test_set):
     )
 
 
+@pytest.mark.slow  # about a second: autograd's first use
 def test_gradients_are_the_books_layout_and_do_not_accumulate(weights, batch):
     model = MnistNet.from_numpy(weights, torch.float64)
     x, t = batch[0].double(), batch[1]
@@ -34,6 +35,7 @@ def test_gradients_are_the_books_layout_and_do_not_accumulate(weights, batch):
     )
 
 
+@pytest.mark.slow  # about a second
 def test_train_step_is_an_sgd_step_and_returns_the_loss_before_it(weights, batch):
     model = MnistNet.from_numpy(weights)
     before = model.to_numpy()

@@ -351,6 +351,7 @@ def test_pickle_must_be_a_flat_dict_of_arrays(obj, found):
             safe_load_pickle(pickle.dumps(obj, protocol=protocol))
 
 
+@pytest.mark.slow  # about a second
 def test_deep_nesting_is_a_weights_error():
     deep = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."  # lists nested 100,000 deep
     with pytest.raises(WeightsError, match="found list"):
