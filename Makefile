@@ -19,7 +19,7 @@ evaluate: data
 test: data
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 setup: $(VENV)/.installed
 

@@ -1,6 +1,8 @@
 """What both test folders share: the real data from $NN_DATA_DIR (see pytest_configure), the commands' test
 helpers, the NumPy-only route (without torch, its tests are skipped with one reason), and the Hypothesis
-profiles: ``ci`` (default) keeps runs short, ``fuzz`` is the campaign's (see tests/fuzz.py)."""
+profiles: ``ci`` (default) keeps runs short, ``fuzz`` is the campaign's (see tests/fuzz.py). ``make test``
+runs pytest-xdist's ``-n auto --dist loadfile``: a file's tests stay on one worker, which computes its
+fixtures once."""
 
 import importlib.util
 import os
@@ -16,11 +18,26 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 TORCH_MISSING = (
     "torch is not installed: pip install 'dlfs-ch3[torch]' for these tests (README: Quick start)"
 )
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # a worker of `pytest -n`: its share of the cores
+    # for OpenBLAS and torch (read at their import): spinning threads that outnumber the cores
+    # slow torch down tenfold (docs/benchmarks.md: Threads beside other work)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(
+            name, str(max(1, CORES // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+        )
 settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile(
     "fuzz", max_examples=int(os.environ.get("FUZZ_COUNT", 100_000)), deadline=None, database=None
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (make test): a worker per core, at most 4. Each worker imports torch and computes
+    the session's fixtures (the exact reference among them) once more."""
+    return min(4, CORES)
 
 
 def _missing_data(folder):
