@@ -388,6 +388,7 @@ def cache_fuzz(tmp_path_factory):
     return tmp_path_factory.mktemp("cache-fuzz")
 
 
+@pytest.mark.slow  # about a second: 200 examples
 @given(st.data())
 def test_whatever_the_cache_holds_the_labels_are_right(reference, mnist_dir, cache_fuzz, data):
     """The labels' cache replaced by arbitrary bytes, a mutated good cache, or a .npy of the right
