@@ -257,8 +257,8 @@ def bounds(weights, pixels, exact, dtype, probabilistic=False):
     chapter's forward in ``dtype`` from ``pixels / 255``. ``probabilistic`` swaps Higham's gamma(n) for
     sqrt(n) u (Higham and Mary, 2019): a bound that rounding errors exceed only with small probability."""
     u, tiny = UNIT_ROUNDOFF[dtype], float(np.finfo(dtype).tiny)
-    x = pixels.astype(np.float64) / 255
-    size, error, out = x * (1 + u), x * u, {}  # |x^| <= x (1 + u); |x^ - x| <= u x
+    size = error = None
+    out = {}
     for i, (w, b, a, z) in enumerate(
         [("W1", "b1", "a1", "z1"), ("W2", "b2", "a2", "z2"), ("W3", "b3", "a3", "y")]
     ):
@@ -268,7 +268,14 @@ def bounds(weights, pixels, exact, dtype, probabilistic=False):
         )
         n = W.shape[0] + 1  # n products and the bias
         g = np.sqrt(n) * u if probabilistic else n * u / (1 - n * u)
-        out[a] = (g * (size @ W + bias) + error @ W + n * tiny) * SLACK
+        if (
+            size is None
+        ):  # x = pixels / 255: |x^| <= x (1 + u), |x^ - x| <= u x, both x @ |W| scaled
+            xw = pixels.astype(np.float64) @ W / 255
+            size_w, error_w = xw * (1 + u), xw * u
+        else:
+            size_w, error_w = size @ W, error @ W
+        out[a] = (g * (size_w + bias) + error_w + n * tiny) * SLACK
         value = exact[z][0]
         if z != "y":  # sigmoid: Lipschitz 1/4, and its own rounding
             error = (out[a] / 4 + SIGMOID_ROUNDING * u * (value + out[a] / 4) + tiny) * SLACK
